@@ -2,12 +2,11 @@
 
 import hashlib
 import io
-import struct
 import zipfile
-import zlib
 
 import numpy as np
 import pytest
+from imagefiles import png16
 from PIL import Image
 
 from fidlens.datasets import (
@@ -27,21 +26,6 @@ def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, fmt, **kwargs)
     return buffer.getvalue()
-
-
-def png16(array: np.ndarray) -> bytes:
-    """A 16-bit PNG (gray or RGB) written by hand: Pillow cannot write 16-bit RGB."""
-    height, width = array.shape[:2]
-    color_type = 2 if array.ndim == 3 else 0
-    rows = b"".join(b"\x00" + array[y].astype(">u2").tobytes() for y in range(height))
-
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(tag + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
-            + chunk(b"IEND", b""))
 
 
 def test_rgb_png_roundtrips_exactly():

@@ -78,7 +78,7 @@ def test_cache_holds_features_logits_paths_hashes_and_provenance(tmp_path):
     assert "torch" in cache.attrs["package_versions"]
     # The loop is a plain batched forward pass: compare with one done by hand.
     model = TinyExtractor()
-    expected = model(torch.stack([model.preprocessor()(np.asarray(Image.open(
+    expected = model(torch.stack([model.preprocessor()(np.array(Image.open(
         tmp_path / "images" / p).convert("RGB"))) for p in cache.paths]))["features"]
     np.testing.assert_allclose(cache.features, expected.detach().numpy(), rtol=1e-5, atol=1e-6)
     assert not list(tmp_path.glob(".cache.h5.partial"))  # progress folder cleaned up
