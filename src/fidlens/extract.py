@@ -84,7 +84,8 @@ def extract_features(
     out_path = Path(out_path)
     label = f"dataset {dataset_name!r} ({source.root})" if dataset_name else str(source.root)
     device = resolve_device(settings.device)
-    model = extractor.to(device).eval()
+    # channels_last weights and inputs: the faster convolution kernels on CPU and GPU alike.
+    model = extractor.to(device, memory_format=torch.channels_last).eval()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     provenance = {

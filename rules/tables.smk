@@ -1,0 +1,21 @@
+# The paper-style tables: every metric file in one long CSV and a Markdown summary.
+
+
+rule make_tables:
+    input:
+        script=workflow_script("make_tables.py"),
+        metrics=all_metric_jsons(),
+    output:
+        csv="results/tables/metrics.csv",
+        markdown="results/tables/metrics.md",
+    log:
+        "logs/tables/make_tables.log",
+    conda:
+        "../envs/fidlens.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python {input.script} --metrics {input.metrics} --csv {output.csv}"
+        " --markdown {output.markdown} > {log} 2>&1"
