@@ -77,22 +77,38 @@ def main() -> int:
         os.environ["TORCH_HOME"] = tmp  # pytorch-fid finds the file here instead of downloading
 
         theirs, their_seconds = run_pytorch_fid(paths, args.batch_size, args.workers, args.device)
-        ours, our_seconds = run_fidlens(paths[0].parent, checkpoint, args.batch_size,
-                                        args.workers, args.device, Path(tmp) / "ours.h5")
+        ours, our_seconds = run_fidlens(
+            paths[0].parent,
+            checkpoint,
+            args.batch_size,
+            args.workers,
+            args.device,
+            Path(tmp) / "ours.h5",
+        )
 
     error = np.abs(ours.astype(np.float64) - theirs).max() / np.abs(theirs).max()
     their_rate, our_rate = len(paths) / their_seconds, len(paths) / our_seconds
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
-                if line.startswith("model name")), platform.processor())
-    print(f"machine: {os.cpu_count()} cores, {cpu}; device {args.device}; torch "
-          f"{torch.__version__}; {torch.get_num_threads()} threads")
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in open("/proc/cpuinfo")
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    print(
+        f"machine: {os.cpu_count()} cores, {cpu}; device {args.device}; torch "
+        f"{torch.__version__}; {torch.get_num_threads()} threads"
+    )
     print(f"{len(paths)} PNGs 256x256, batch {args.batch_size}, {args.workers} workers")
     print("| implementation | seconds | images/s |")
     print("|---|---|---|")
     print(f"| pytorch-fid 0.3.0 | {their_seconds:.1f} | {their_rate:.1f} |")
     print(f"| fidlens | {our_seconds:.1f} | {our_rate:.1f} |")
-    print(f"speed-up: {our_rate / their_rate:.2f}x (target >= 1.3x); "
-          f"max |diff| / max |feature| = {error:.2e} (tolerance 1e-4)")
+    print(
+        f"speed-up: {our_rate / their_rate:.2f}x (target >= 1.3x); "
+        f"max |diff| / max |feature| = {error:.2e} (tolerance 1e-4)"
+    )
     return 0 if error <= 1e-4 else 1
 
 

@@ -1,0 +1,170 @@
+"""workflow_scripts/compute_metrics.py on small HDF5 files written here."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from fidlens import metrics
+from fidlens.evaluate import compute_metrics
+
+SCRIPT = Path(__file__).resolve().parents[1] / "workflow_scripts" / "compute_metrics.py"
+ALL_KEYS = {"fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage"}
+PROVENANCE = {
+    "n_source", "n_target", "feature_dim", "extractor", "feature_layer", "preprocess", "weights",
+    "seed", "kid_subsets", "kid_subset_size", "metrics", "normalize", "package_versions",
+    "source_path", "target_path", "source_name", "target_name",
+    "source_weights_sha256", "target_weights_sha256",
+}  # fmt: skip
+
+spec = importlib.util.spec_from_file_location("compute_metrics_cli", SCRIPT)
+cli = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(cli)
+
+
+def write_h5(path, features, **attrs):
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("features", data=features)
+        for key, value in attrs.items():
+            handle.attrs[key] = value
+    return path
+
+
+OURS = {
+    "extractor": "inception",
+    "feature_layer": "pool3",
+    "preprocess": "pytorch-fid",
+    "weights": "pretrained",
+    "weights_sha256": "ab" * 32,
+    "dataset": "faces",
+}
+
+
+@pytest.fixture
+def caches(tmp_path):
+    rng = np.random.default_rng(0)
+    fake = (rng.standard_normal((120, 24)) + 0.2).astype(np.float32)
+    real = rng.standard_normal((100, 24)).astype(np.float32)
+    return (
+        write_h5(tmp_path / "fake.h5", fake, **OURS | {"dataset": "gen"}),
+        write_h5(tmp_path / "real.h5", real, **OURS),
+    )
+
+
+def run(*args):
+    """The CLI in a fresh interpreter, as Snakemake runs it."""
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True
+    )
+
+
+def test_cli_writes_every_metric_and_provenance(caches, tmp_path):
+    fake, real = caches
+    out = tmp_path / "deep" / "dir" / "m.json"
+    done = run("--source", fake, "--target", real, "--out", out, "--kid-subsets", 10)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("\n") == 1 and "fid=" in done.stderr and str(out) in done.stderr
+    text = out.read_text()
+    result = json.loads(text)
+    assert text == json.dumps(result, indent=2, sort_keys=True) + "\n"
+    assert set(result["raw"]) == set(result["l2"]) == ALL_KEYS
+    assert PROVENANCE <= set(result)
+    assert (result["n_source"], result["n_target"], result["feature_dim"]) == (120, 100, 24)
+    assert (result["extractor"], result["weights"]) == ("inception", "pretrained")
+    assert (result["source_name"], result["target_name"]) == ("gen", "faces")
+    assert result["kid_subset_size"] == 100  # min(1000, 120, 100)
+    # The numbers are those of the maths on the stored arrays.
+    with h5py.File(fake) as f, h5py.File(real) as r:
+        x, y = f["features"][()], r["features"][()]
+    assert result["raw"]["fid"] == metrics.fid_from_features(x, y)
+    indices = metrics.kid_subset_indices(120, 100, 10, 1000, seed=0)
+    l2 = metrics.l2_normalize(x), metrics.l2_normalize(y)
+    assert result["l2"]["kid_mean"] == metrics.kid(*l2, indices)[0]  # same subsets as raw
+    assert result["raw"]["kid_mean"] == metrics.kid(x, y, indices)[0]
+    pr = metrics.precision_recall(x, y)
+    assert (result["raw"]["precision"], result["raw"]["recall"]) == pr
+
+
+def test_metric_subset_and_normalize_modes(caches, tmp_path, capsys):
+    fake, real = caches
+    out = tmp_path / "m.json"
+    base = ["--source", str(fake), "--target", str(real), "--out", str(out)]
+    assert cli.main([*base, "--metrics", "fid,pr", "--normalize", "none"]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["raw"]) == {"fid", "precision", "recall"} and "l2" not in result
+    assert cli.main([*base, "--metrics", "dc,kid", "--normalize", "l2", "--kid-subsets", "3"]) == 0
+    result = json.loads(out.read_text())
+    assert set(result["l2"]) == {"density", "coverage", "kid_mean", "kid_std"}
+    assert "raw" not in result
+    assert result["metrics"] == ["kid", "dc"]
+
+
+def test_file_without_attributes_and_random_init(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    plain = write_h5(tmp_path / "plain.h5", rng.standard_normal((30, 8)))
+    random = write_h5(
+        tmp_path / "rand.h5", rng.standard_normal((30, 8)),
+        extractor="inception", weights="random-init", weights_sha256="random-init",
+    )  # fmt: skip
+    result = compute_metrics(plain, plain, metrics="fid", source_name="mine")
+    assert (result["weights"], result["extractor"]) == ("unknown", "unknown")
+    assert (result["source_name"], result["target_name"]) == ("mine", "plain")
+    result = compute_metrics(random, plain, metrics=["fid"], normalize="none")
+    assert (result["weights"], result["extractor"]) == ("random-init", "inception")
+    assert result["source_weights_sha256"] == "random-init"
+    out = tmp_path / "r.json"
+    assert cli.main(["--source", str(random), "--target", str(plain), "--out", str(out)]) == 0
+    assert "random-init" in capsys.readouterr().err
+
+
+def bad_case(tmp_path, name):
+    rng = np.random.default_rng(2)
+    good = write_h5(tmp_path / "good.h5", rng.standard_normal((20, 8)), extractor="inception")
+    if name == "dimensions":
+        return good, write_h5(tmp_path / "wide.h5", rng.standard_normal((20, 9))), "wide.h5"
+    if name == "nan":
+        values = rng.standard_normal((20, 8))
+        values[[3, 4, 9], 2] = np.nan
+        values[11, 0] = np.inf
+        return write_h5(tmp_path / "nan.h5", values), good, "4 of 20 feature rows"
+    if name == "one sample":
+        return good, write_h5(tmp_path / "one.h5", rng.standard_normal((1, 8))), "one.h5"
+    if name == "extractors":
+        clip = write_h5(tmp_path / "clip.h5", rng.standard_normal((20, 8)), extractor="clip")
+        return clip, good, "different extractors"
+    if name == "no features":
+        with h5py.File(tmp_path / "empty.h5", "w") as handle:
+            handle.create_dataset("logits", data=np.zeros((3, 2)))
+        return tmp_path / "empty.h5", good, "empty.h5"
+    if name == "missing":
+        return tmp_path / "absent.h5", good, "absent.h5"
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["dimensions", "nan", "one sample", "extractors", "no features", "missing"]
+)
+def test_bad_inputs_fail_with_a_message_naming_the_file(tmp_path, capsys, name):
+    source, target, expected = bad_case(tmp_path, name)
+    out = tmp_path / "m.json"
+    code = cli.main(["--source", str(source), "--target", str(target), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code != 0 and not out.exists()
+    assert expected in err
+    assert str(source) in err or str(target) in err
+
+
+def test_bad_settings(caches, tmp_path):
+    fake, real = caches
+    with pytest.raises(ValueError, match="unknown metric name.*'is'"):
+        compute_metrics(fake, real, metrics="fid,is")
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        compute_metrics(fake, real, normalize="l1")
+    done = run("--source", fake, "--target", real, "--out", tmp_path / "m.json", "--metrics", "fd")
+    assert done.returncode != 0 and "unknown metric name(s) 'fd'" in done.stderr
+    assert "Traceback" not in done.stderr

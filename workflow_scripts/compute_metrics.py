@@ -1,0 +1,74 @@
+"""Compute FID, KID, precision/recall and density/coverage between two feature caches.
+
+python workflow_scripts/compute_metrics.py --source A.h5 --target B.h5 [--metrics fid,kid,pr,dc]
+    [--normalize none|l2|both] [--seed S] [--kid-subsets 100] [--kid-subset-size 1000]
+    [--source-name NAME] [--target-name NAME] --out FILE.json
+
+Source is the generated set, target the real one. Any HDF5 file with a 2-D `features`
+dataset is accepted.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from fidlens.evaluate import METRIC_KEYS, NORMALIZE_MODES, compute_metrics
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--source", required=True, help="generated features (.h5)")
+    parser.add_argument("--target", required=True, help="real features (.h5)")
+    parser.add_argument("--metrics", default="fid,kid,pr,dc", help="comma-separated subset")
+    parser.add_argument("--normalize", default="both", choices=sorted(NORMALIZE_MODES))
+    parser.add_argument("--seed", type=int, default=0, help="seed of the KID subsets")
+    parser.add_argument("--kid-subsets", type=int, default=100)
+    parser.add_argument("--kid-subset-size", type=int, default=1000)
+    parser.add_argument("--source-name", default=None)
+    parser.add_argument("--target-name", default=None)
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    args = parser.parse_args(argv)
+    try:
+        result = compute_metrics(
+            args.source,
+            args.target,
+            metrics=args.metrics,
+            normalize=args.normalize,
+            seed=args.seed,
+            kid_subsets=args.kid_subsets,
+            kid_subset_size=args.kid_subset_size,
+            source_name=args.source_name,
+            target_name=args.target_name,
+        )
+    except (OSError, ValueError) as error:
+        print(f"compute_metrics: error: {error}", file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, out)  # a crash never leaves a half-written JSON for the next rule
+    print(summary(result, out), file=sys.stderr)
+    return 0
+
+
+def summary(result: dict, out: Path) -> str:
+    parts = [f"{result['source_name']} vs {result['target_name']} ({result['extractor']}"]
+    parts[0] += ", random-init)" if result["weights"] == "random-init" else ")"
+    for block in ("raw", "l2"):
+        values = result.get(block)
+        if values:
+            shown = " ".join(
+                f"{key}={values[key]:.6g}"
+                for keys in METRIC_KEYS.values()
+                for key in keys
+                if key in values
+            )
+            parts.append(f"{block}: {shown}")
+    return " | ".join(parts) + f" -> {out}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
