@@ -12,7 +12,7 @@ rule compute_metrics:
         "logs/metrics/{extractor}/{source}__{target}.log",
     conda:
         "../envs/fidlens.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=60,
@@ -21,5 +21,5 @@ rule compute_metrics:
         flags=metric_flags(),
     shell:
         "python {input.script} --source {input.source} --target {input.target} {params.flags}"
-        " --source-name {wildcards.source} --target-name {wildcards.target}"
+        " --source-name {wildcards.source} --target-name {wildcards.target} --threads {threads}"
         " --out {output} > {log} 2>&1"

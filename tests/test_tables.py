@@ -86,11 +86,11 @@ def test_table_one_layout(long):
     assert frame.loc[0, "FID"] == 12.5 and frame.loc[0, "KID"] == pytest.approx(0.0123456)
 
 
-def test_normalised_table_scales_kid_by_1000(long):
+def test_normalised_table_scales_fid_and_kid_by_1000(long):
     frame = tables.wide_table(long, "l2", tables.TABLE_2)
-    assert list(frame.columns) == ["Extractor", "Source", "Target", "N", "FID", "KID×10³"]
+    assert list(frame.columns) == ["Extractor", "Source", "Target", "N", "FID×10³", "KID×10³"]
     assert frame.loc[0, "KID×10³"] == pytest.approx(0.0456)
-    assert frame.loc[0, "FID"] == pytest.approx(0.04321)
+    assert frame.loc[0, "FID×10³"] == pytest.approx(43.21)
 
 
 def test_markdown_marks_random_init_and_formats_numbers(long):
@@ -103,7 +103,7 @@ def test_markdown_marks_random_init_and_formats_numbers(long):
         in (lines)
     )
     assert "| inception (random-init) | gen_b | real | 40/50 | 99.00 |" in text
-    assert "| inception | gen_a | real | 40/50 | 0.0432 | 0.046 |" in lines  # KID x 1000
+    assert "| inception | gen_a | real | 40/50 | 43.21 | 0.046 |" in lines  # both x 1000
     # The warning stands above the first table holding random-init rows.
     warning = next(i for i, line in enumerate(lines) if "Warning: rows marked" in line)
     assert warning < lines.index("| Extractor | Source | Target | N | FID | KID | P | R | D | C |")

@@ -2,7 +2,7 @@
 
 python workflow_scripts/compute_metrics.py --source A.h5 --target B.h5 [--metrics fid,kid,pr,dc]
     [--normalize none|l2|both] [--seed S] [--kid-subsets 100] [--kid-subset-size 1000]
-    [--source-name NAME] [--target-name NAME] --out FILE.json
+    [--source-name NAME] [--target-name NAME] [--threads N] --out FILE.json
 
 Source is the generated set, target the real one. Any HDF5 file with a 2-D `features`
 dataset is accepted.
@@ -13,6 +13,8 @@ import json
 import os
 import sys
 from pathlib import Path
+
+import torch
 
 from fidlens.evaluate import METRIC_KEYS, NORMALIZE_MODES, compute_metrics
 
@@ -28,8 +30,11 @@ def main(argv=None) -> int:
     parser.add_argument("--kid-subset-size", type=int, default=1000)
     parser.add_argument("--source-name", default=None)
     parser.add_argument("--target-name", default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", required=True, help="JSON file to write")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         result = compute_metrics(
             args.source,
