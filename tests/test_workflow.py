@@ -309,3 +309,17 @@ def test_reruns_touch_only_what_changed(finished_run):
 
 def _sorted_jobs(jobs: dict[str, list[str]]) -> dict[str, list[str]]:
     return {rule: sorted(outputs) for rule, outputs in jobs.items()}
+
+
+def test_conda_environment_pins_match_pyproject():
+    """envs/fidlens.yaml cannot be built here; at least its pins must be pyproject's."""
+    import tomllib
+
+    import yaml
+
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    env = yaml.safe_load((REPO / "envs" / "fidlens.yaml").read_text())
+    pip_section = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))
+    assert sorted(pip_section) == sorted(pyproject["project"]["dependencies"])
+    python = next(item for item in env["dependencies"] if str(item).startswith("python="))
+    assert python == "python=3.11"
