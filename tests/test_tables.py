@@ -134,6 +134,13 @@ def test_a_document_without_numbers_or_names_is_an_error():
         tables.metric_rows({"raw": {}}, "y.json")
 
 
+def run_make_tables(metric_files, csv, markdown):
+    script = REPO / "workflow_scripts/make_tables.py"
+    command = [sys.executable, str(script), "--metrics", *map(str, metric_files),
+               "--csv", str(csv), "--markdown", str(markdown)]
+    return subprocess.run(command, capture_output=True, text=True)
+
+
 def test_script_writes_csv_and_markdown(tmp_path):
     paths = []
     for name, weights in (("gen_a", "pretrained"), ("gen_b", "random-init")):
@@ -141,20 +148,7 @@ def test_script_writes_csv_and_markdown(tmp_path):
         path.write_text(json.dumps(metric_doc(name, weights)))
         paths.append(str(path))
     csv, markdown = tmp_path / "out/metrics.csv", tmp_path / "out/metrics.md"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "workflow_scripts/make_tables.py"),
-            "--metrics",
-            *paths,
-            "--csv",
-            str(csv),
-            "--markdown",
-            str(markdown),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = run_make_tables(paths, csv, markdown)
     assert result.returncode == 0, result.stderr
     assert "10 of 20 numbers come from random-init weights" in result.stderr
     frame = pd.read_csv(csv)
@@ -162,18 +156,5 @@ def test_script_writes_csv_and_markdown(tmp_path):
     assert "inception (random-init)" in markdown.read_text()
 
     (tmp_path / "bad.json").write_text("{not json")
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(REPO / "workflow_scripts/make_tables.py"),
-            "--metrics",
-            str(tmp_path / "bad.json"),
-            "--csv",
-            str(csv),
-            "--markdown",
-            str(markdown),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    result = run_make_tables([str(tmp_path / "bad.json")], csv, markdown)
     assert result.returncode == 1 and "bad.json" in result.stderr

@@ -10,13 +10,13 @@ dataset is accepted.
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 import torch
 
 from fidlens.evaluate import METRIC_KEYS, NORMALIZE_MODES, compute_metrics
+from fidlens.files import write_text_atomic
 
 
 def main(argv=None) -> int:
@@ -50,12 +50,9 @@ def main(argv=None) -> int:
     except (OSError, ValueError) as error:
         print(f"compute_metrics: error: {error}", file=sys.stderr)
         return 1
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, out)  # a crash never leaves a half-written JSON for the next rule
-    print(summary(result, out), file=sys.stderr)
+    # Atomic: a crash never leaves a half-written JSON for the next rule.
+    write_text_atomic(args.out, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    print(summary(result, Path(args.out)), file=sys.stderr)
     return 0
 
 

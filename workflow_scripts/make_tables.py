@@ -7,19 +7,11 @@ python workflow_scripts/make_tables.py --metrics A.json [B.json ...] --csv FILE.
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
+from fidlens.files import write_text_atomic
 from fidlens.tables import RANDOM_INIT, long_table, markdown_report, metric_rows
-
-
-def write_atomically(path: str, text: str) -> None:
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, out)
 
 
 def main(argv=None) -> int:
@@ -37,8 +29,8 @@ def main(argv=None) -> int:
             logging.error("cannot read metric file %s: %s", path, error)
             return 1
     table = long_table(rows)
-    write_atomically(args.csv, table.to_csv(index=False))
-    write_atomically(args.markdown, markdown_report(table, sources=args.metrics))
+    write_text_atomic(args.csv, table.to_csv(index=False))
+    write_text_atomic(args.markdown, markdown_report(table, sources=args.metrics))
     random_rows = int((table["weights"] == RANDOM_INIT).sum())
     if random_rows:
         logging.warning(

@@ -8,13 +8,14 @@ cache either exists whole or not at all.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from fidlens.files import atomic_path
 
 _STR = h5py.string_dtype("utf-8")
 
@@ -56,24 +57,17 @@ def read_features(path: str | os.PathLike, with_logits: bool = False) -> Feature
 
 def write_cache(path: str | os.PathLike, cache: FeatureCache) -> None:
     """Write atomically: a crash leaves either the old file or none, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with h5py.File(tmp, "w") as handle:
-            handle.create_dataset("features", data=np.asarray(cache.features, dtype=np.float32))
-            if cache.logits is not None:
-                handle.create_dataset("logits", data=np.asarray(cache.logits, dtype=np.float32))
-            for name in ("paths", "sha1"):
-                values = getattr(cache, name)
-                if values is not None:
-                    handle.create_dataset(name, data=list(values), dtype=_STR)
-            handle.create_dataset("skipped", data=list(cache.skipped), dtype=_STR)
-            for key, value in cache.attrs.items():
-                handle.attrs[key] = value if isinstance(value, (int, float, bool)) else str(value)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as handle:
+        handle.create_dataset("features", data=np.asarray(cache.features, dtype=np.float32))
+        if cache.logits is not None:
+            handle.create_dataset("logits", data=np.asarray(cache.logits, dtype=np.float32))
+        for name in ("paths", "sha1"):
+            values = getattr(cache, name)
+            if values is not None:
+                handle.create_dataset(name, data=list(values), dtype=_STR)
+        handle.create_dataset("skipped", data=list(cache.skipped), dtype=_STR)
+        for key, value in cache.attrs.items():
+            handle.attrs[key] = value if isinstance(value, (int, float, bool)) else str(value)
 
 
 def _strings(handle: h5py.File, name: str) -> list[str] | None:
@@ -88,7 +82,3 @@ def _plain(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def attrs_json(attrs: dict) -> str:
-    return json.dumps(attrs, sort_keys=True, default=str)

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+from fidlens.files import write_text_atomic
+
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 # Operating-system litter that may carry an image extension but is never an image.
 _JUNK_DIRS = frozenset({"__MACOSX"})
@@ -184,11 +186,5 @@ def manifest_rows(source: ImageSource) -> list[tuple[str, int, str]]:
 
 
 def write_manifest(rows: list[tuple[str, int, str]], out: str | os.PathLike) -> None:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write("path\tsize\tsha1\n")
-        for relpath, size, digest in rows:
-            handle.write(f"{relpath}\t{size}\t{digest}\n")
-    os.replace(tmp, out)
+    lines = ["path\tsize\tsha1", *(f"{path}\t{size}\t{digest}" for path, size, digest in rows)]
+    write_text_atomic(out, "\n".join(lines) + "\n")

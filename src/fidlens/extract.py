@@ -24,6 +24,7 @@ from tqdm import tqdm
 from fidlens.cache import FeatureCache, write_cache
 from fidlens.datasets import BadImageError, ImageSource, decode_rgb, sha1_hex
 from fidlens.extractors.base import Extractor, Preprocessor
+from fidlens.files import atomic_path
 from fidlens.provenance import package_versions_json
 
 log = logging.getLogger("fidlens")
@@ -112,7 +113,7 @@ def extract_features(
         pin_memory=device.type == "cuda",
     )
     bar = tqdm(total=len(source), initial=len(source) - sum(len(batches[b]) for b in todo),
-               desc=f"{extractor.name} {dataset_name or source.root.name}", unit="img",
+               desc=f"{extractor.name} {provenance['dataset']}", unit="img",
                disable=not progress, file=sys.stderr, mininterval=2.0)
     with torch.inference_mode():
         for b, items in zip(todo, loader, strict=True):
@@ -184,9 +185,8 @@ class _PartialRun:
         return self._file(b).exists()
 
     def save(self, b: int, arrays: dict[str, np.ndarray]) -> None:
-        tmp = self.folder / f".batch_{b:07d}.tmp.npz"
-        np.savez(tmp, **arrays)
-        tmp.replace(self._file(b))  # atomic: a killed run never leaves a half batch
+        with atomic_path(self._file(b)) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, **arrays)  # atomic: a killed run never leaves a half batch
 
     def load_all(self, n_batches: int) -> Iterator[dict[str, np.ndarray]]:
         for b in range(n_batches):

@@ -6,6 +6,9 @@ import json
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
+# Marks every output computed with randomly initialised network weights.
+RANDOM_INIT = "random-init"
+
 TRACKED_PACKAGES = ("fidlens", "torch", "torchvision", "numpy", "scipy", "h5py", "pillow")
 
 

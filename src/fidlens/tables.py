@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
-RANDOM_INIT = "random-init"
+from fidlens.provenance import RANDOM_INIT
 
 # Long-format columns, in order; provenance columns follow the numbers.
 LONG_COLUMNS = [

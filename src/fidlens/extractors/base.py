@@ -13,10 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fidlens.provenance import RANDOM_INIT
+
 # HWC uint8 RGB image -> CHW float32 tensor at the network's input size.
 Preprocessor = Callable[[np.ndarray], torch.Tensor]
 
-RANDOM_INIT = "random-init"
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from torchvision.models.inception import (
 )
 
 from fidlens.extractors import register
-from fidlens.extractors.base import Extractor, WeightsInfo
+from fidlens.extractors.base import RANDOM_INIT, Extractor, WeightsInfo
 from fidlens.weights import (
     WEIGHTS_SPECS,
     load_checked_state_dict,
@@ -360,7 +360,7 @@ def build_random_state_dict(seed: int) -> dict[str, torch.Tensor]:
 
     Costs one CPU forward pass over CALIBRATION_IMAGES images at 299x299 (a few seconds).
     """
-    model = FIDInceptionV3("clean", WeightsInfo(None, "random-init", "calibration"))
+    model = FIDInceptionV3("clean", WeightsInfo(None, RANDOM_INIT, "calibration"))
     init_random_weights(model, seed)
     calibrate_batch_norm(model, synthetic_calibration_images(CALIBRATION_IMAGES, seed + 1))
     return {key: value.clone() for key, value in model.state_dict().items()}

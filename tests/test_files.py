@@ -1,0 +1,17 @@
+"""Atomic output: the old file or the whole new one, never a half-written one."""
+
+import pytest
+
+from fidlens.files import atomic_path, write_text_atomic
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "sub" / "out.txt"
+    write_text_atomic(target, "old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old"
+    assert [p.name for p in target.parent.iterdir()] == ["out.txt"]
+    write_text_atomic(target, "new")
+    assert target.read_text() == "new"
