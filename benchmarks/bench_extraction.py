@@ -22,7 +22,7 @@ from PIL import Image
 from fidlens.datasets import open_source
 from fidlens.extract import ExtractionSettings, extract_features
 from fidlens.extractors import build_extractor
-from fidlens.extractors.inception import random_state_dict
+from fidlens.extractors.networks.inception import random_state_dict
 
 PYTORCH_FID_FILE = "pt_inception-2015-12-05-6726825d.pth"
 

@@ -4,6 +4,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import h5py
@@ -19,7 +20,8 @@ PROVENANCE = {
     "n_source", "n_target", "feature_dim", "extractor", "feature_layer", "preprocess", "weights",
     "seed", "kid_subsets", "kid_subset_size", "metrics", "normalize", "package_versions",
     "source_path", "target_path", "source_name", "target_name",
-    "source_weights_sha256", "target_weights_sha256",
+    "source_weights_sha256", "target_weights_sha256", "source_weights_origin",
+    "target_weights_origin", "allow_mixed",
 }  # fmt: skip
 
 spec = importlib.util.spec_from_file_location("compute_metrics_cli", SCRIPT)
@@ -66,7 +68,10 @@ def run(*args):
 def test_cli_writes_every_metric_and_provenance(caches, tmp_path):
     fake, real = caches
     out = tmp_path / "deep" / "dir" / "m.json"
-    done = run("--source", fake, "--target", real, "--out", out, "--kid-subsets", 10)
+    done = run(
+        "--source", fake, "--target", real, "--out", out,
+        "--kid-subsets", 10, "--kid-subset-size", 50,
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("\n") == 1 and "fid=" in done.stderr and str(out) in done.stderr
     text = out.read_text()
@@ -77,17 +82,71 @@ def test_cli_writes_every_metric_and_provenance(caches, tmp_path):
     assert (result["n_source"], result["n_target"], result["feature_dim"]) == (120, 100, 24)
     assert (result["extractor"], result["weights"]) == ("inception", "pretrained")
     assert (result["source_name"], result["target_name"]) == ("gen", "faces")
-    assert result["kid_subset_size"] == 100  # min(1000, 120, 100)
+    assert result["kid_subset_size"] == 50  # min(50, 120, 100)
+    assert result["kid_method"] == "subsets" and result["kid_subsets"] == 10
     # The numbers are those of the maths on the stored arrays.
     with h5py.File(fake) as f, h5py.File(real) as r:
         x, y = f["features"][()], r["features"][()]
     assert result["raw"]["fid"] == metrics.fid_from_features(x, y)
-    indices = metrics.kid_subset_indices(120, 100, 10, 1000, seed=0)
+    indices = metrics.kid_subset_indices(120, 100, 10, 50, seed=0)
     l2 = metrics.l2_normalize(x), metrics.l2_normalize(y)
-    assert result["l2"]["kid_mean"] == metrics.kid(*l2, indices)[0]  # same subsets as raw
-    assert result["raw"]["kid_mean"] == metrics.kid(x, y, indices)[0]
+    assert (result["l2"]["kid_mean"], result["l2"]["kid_std"]) == metrics.kid(*l2, indices)
+    assert (result["raw"]["kid_mean"], result["raw"]["kid_std"]) == metrics.kid(x, y, indices)
+    assert result["raw"]["kid_std"] > 0
     pr = metrics.precision_recall(x, y)
     assert (result["raw"]["precision"], result["raw"]["recall"]) == pr
+
+
+def unbiased_mmd2(x, y):
+    """KID's unbiased MMD^2 on all rows, written out in numpy: kernel (a.b / D + 1)^3,
+    within-set sums without the diagonal over m (m - 1) and n (n - 1), cross sum over m n."""
+    x, y = x.astype(np.float64), y.astype(np.float64)
+    dim, m, n = x.shape[1], len(x), len(y)
+    k_xx, k_yy, k_xy = ((a @ b.T / dim + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+    within = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
+    within += (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
+    return within - 2 * k_xy.sum() / (m * n)
+
+
+def test_small_sets_give_one_kid_estimate_on_the_whole_sets(tmp_path):
+    # Neither set larger than the subset size (the demo: 50 images, subsets of 1000): every
+    # subset would hold the whole sets, so their std (~1e-16) would mean nothing.
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((40, 8)), rng.standard_normal((30, 8)) + 0.3
+    fake, real = write_h5(tmp_path / "f.h5", x), write_h5(tmp_path / "r.h5", y)
+    with pytest.warns(UserWarning, match="KID: neither set .* whole sets"):
+        result = compute_metrics(fake, real, metrics="kid")
+    assert result["raw"]["kid_std"] is None and result["l2"]["kid_std"] is None
+    assert result["raw"]["kid_mean"] == pytest.approx(unbiased_mmd2(x, y), rel=1e-12)
+    l2 = metrics.l2_normalize(x), metrics.l2_normalize(y)
+    assert result["l2"]["kid_mean"] == pytest.approx(unbiased_mmd2(*l2), rel=1e-12)
+    assert (result["kid_method"], result["kid_subsets"], result["kid_subset_size"]) == (
+        "whole sets", 1, None,
+    )  # fmt: skip
+    # The job log says so, and the JSON holds null.
+    out = tmp_path / "m.json"
+    done = run("--source", fake, "--target", real, "--out", out, "--metrics", "fid,kid")
+    assert done.returncode == 0, done.stderr
+    assert "KID: neither set (40 source, 30 target samples)" in done.stderr
+    assert '"kid_std": null' in out.read_text()
+    assert json.loads(out.read_text())["raw"]["kid_mean"] == result["raw"]["kid_mean"]
+
+
+def test_one_small_set_keeps_kid_subsets(tmp_path):
+    # Only the target is no larger than the subset size: the source's subsets differ, the
+    # estimates spread, and KID stays the mean and std over subsets, without a warning.
+    rng = np.random.default_rng(3)
+    x, y = rng.standard_normal((120, 8)), rng.standard_normal((100, 8)) + 0.3
+    fake, real = write_h5(tmp_path / "f.h5", x), write_h5(tmp_path / "r.h5", y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = compute_metrics(fake, real, metrics="kid", kid_subsets=20, kid_subset_size=110)
+    indices = metrics.kid_subset_indices(120, 100, 20, 110, seed=0)
+    assert (result["raw"]["kid_mean"], result["raw"]["kid_std"]) == metrics.kid(x, y, indices)
+    assert result["raw"]["kid_std"] > 0
+    assert (result["kid_method"], result["kid_subsets"], result["kid_subset_size"]) == (
+        "subsets", 20, 100,
+    )  # fmt: skip
 
 
 def test_metric_subset_and_normalize_modes(caches, tmp_path, capsys):
@@ -168,3 +227,77 @@ def test_bad_settings(caches, tmp_path):
     done = run("--source", fake, "--target", real, "--out", tmp_path / "m.json", "--metrics", "fd")
     assert done.returncode != 0 and "unknown metric name(s) 'fd'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# ---------------------------------------------------------------- mixed settings
+
+
+def _pair(tmp_path, source_attrs, target_attrs):
+    rng = np.random.default_rng(3)
+    return (
+        write_h5(tmp_path / "gen.h5", rng.standard_normal((20, 8)), **source_attrs),
+        write_h5(tmp_path / "real.h5", rng.standard_normal((20, 8)), **target_attrs),
+    )
+
+
+RANDOM_SEED_0 = OURS | {"weights": "random-init", "weights_sha256": "random-init",
+                        "weights_origin": "random (seed 0)"}  # fmt: skip
+MIXED_CASES = {
+    "preprocessing": (
+        OURS | {"preprocess": "clean"}, OURS,
+        ["preprocess 'clean'", "preprocess 'pytorch-fid'"], "preprocess", "mixed",
+    ),
+    "weights files": (
+        OURS | {"weights_sha256": "cd" * 32}, OURS,
+        ["weights sha256 " + "cd" * 32, "weights sha256 " + "ab" * 32], "weights", "mixed",
+    ),
+    "random seeds": (
+        RANDOM_SEED_0 | {"weights_origin": "random (seed 1)"}, RANDOM_SEED_0,
+        ["random-init weights (seed 1)", "random-init weights (seed 0)"],
+        "weights", "random-init",
+    ),
+    "random and pretrained": (
+        RANDOM_SEED_0, OURS,
+        ["random-init weights (seed 0)", "weights sha256 " + "ab" * 32],
+        "weights", "random-init",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(MIXED_CASES))
+def test_mixed_settings_are_an_error_naming_both_files_and_settings(tmp_path, capsys, case):
+    source_attrs, target_attrs, settings, key, allowed_value = MIXED_CASES[case]
+    source, target = _pair(tmp_path, source_attrs, target_attrs)
+    with pytest.raises(ValueError, match="different settings") as caught:
+        compute_metrics(source, target, metrics="fid")
+    message = str(caught.value)
+    for part in (str(source), str(target), *settings, "--allow-mixed", "metrics.allow_mixed"):
+        assert part in message
+    out = tmp_path / "m.json"
+    assert cli.main(["--source", str(source), "--target", str(target), "--out", str(out)]) == 1
+    assert settings[0] in capsys.readouterr().err and not out.exists()
+
+    # Asked for explicitly: computed, labelled, and both sides recorded.
+    argv = ["--source", str(source), "--target", str(target), "--out", str(out), "--allow-mixed"]
+    assert cli.main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["allow_mixed"] is True and result[key] == allowed_value
+    for side, attrs in (("source", source_attrs), ("target", target_attrs)):
+        assert result[f"{side}_preprocess"] == attrs["preprocess"]
+        assert result[f"{side}_weights_sha256"] == attrs["weights_sha256"]
+    assert compute_metrics(source, target, metrics="fid", allow_mixed=True)["raw"]["fid"] > 0
+
+
+def test_same_settings_and_unknown_settings_are_not_mixed(tmp_path):
+    # The fallback's random init uses seed 0, like "random": the same weights.
+    fallback = RANDOM_SEED_0 | {"weights_origin": "random (fallback: official file not found "
+                                                  "in /a/x.pth, /b/x.pth)"}  # fmt: skip
+    source, target = _pair(tmp_path, fallback, RANDOM_SEED_0)
+    result = compute_metrics(source, target, metrics="fid")
+    assert (result["weights"], result["preprocess"], result["allow_mixed"]) == (
+        "random-init", "pytorch-fid", False)
+    # Another tool's file records neither preprocessing nor weights: allowed, unknown.
+    source, target = _pair(tmp_path, {}, OURS | {"preprocess": "clean"})
+    result = compute_metrics(source, target, metrics="fid")
+    assert result["source_preprocess"] == "unknown" and result["preprocess"] == "clean"
+    assert result["weights"] == "unknown"

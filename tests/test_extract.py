@@ -12,8 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from fidlens.cache import read_features
-from fidlens.datasets import BadImageError, open_source
+from fidlens import extract as extract_module
+from fidlens.cache import CorruptCacheError, read_features
+from fidlens.datasets import BadImageError, manifest_rows, open_source
 from fidlens.extract import ExtractionSettings, extract_features
 from fidlens.extractors.base import Extractor, WeightsInfo
 
@@ -160,3 +161,141 @@ def test_stale_progress_from_other_settings_is_discarded(tmp_path):
     extract_features(source, model, out, other, progress=False)
     assert model.calls == 2  # nothing reused: the working resolution changed
     assert read_features(out).attrs["resolution"] == 12
+
+
+def test_resume_discards_batches_whose_images_were_regenerated(tmp_path):
+    """A sample folder regenerated under the same names after a crash: nothing of the old
+    content may reach the new cache."""
+    images = tmp_path / "images"
+    out = tmp_path / "c.h5"
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(open_source(write_images(images, 10, seed=0)),
+                         TinyExtractor(fail_after_batches=2), out, SETTINGS, progress=False)
+    write_images(images, 10, seed=1)  # same names, same count, new pixels
+    regenerated = open_source(images)
+    model = TinyExtractor()
+    extract_features(regenerated, model, out, SETTINGS, progress=False)
+    assert model.calls == 3  # both saved batches were stale
+    fresh = tmp_path / "fresh.h5"
+    extract_features(regenerated, TinyExtractor(), fresh, SETTINGS, progress=False)
+    assert np.array_equal(read_features(out).features, read_features(fresh).features)
+    assert read_features(out).sha1 == read_features(fresh).sha1
+
+
+def test_resume_checks_saved_batches_against_the_manifest(tmp_path):
+    images = write_images(tmp_path / "images", 10, seed=0)
+    out = tmp_path / "c.h5"
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(open_source(images), TinyExtractor(fail_after_batches=2), out,
+                         SETTINGS, progress=False, manifest=manifest_rows(open_source(images)))
+    # Only the second batch's images change; the first saved batch stays valid.
+    for i in (4, 5):
+        (images / f"img_{i:03d}.png").unlink()
+    write_images(tmp_path / "new", 10, seed=3)
+    for i in (4, 5):
+        (tmp_path / "new" / f"img_{i:03d}.png").rename(images / f"img_{i:03d}.png")
+    source = open_source(images)
+    model = TinyExtractor()
+    extract_features(source, model, out, SETTINGS, progress=False, manifest=manifest_rows(source))
+    assert model.calls == 2
+    fresh = tmp_path / "fresh.h5"
+    extract_features(source, TinyExtractor(), fresh, SETTINGS, progress=False)
+    assert np.array_equal(read_features(out).features, read_features(fresh).features)
+
+
+def test_manifest_that_disagrees_with_the_images_is_an_error(tmp_path):
+    images = write_images(tmp_path / "images", 6)
+    source = open_source(images, "faces")
+    rows = manifest_rows(source)
+    with pytest.raises(ValueError, match="does not list the images"):
+        extract_features(source, TinyExtractor(), tmp_path / "a.h5", SETTINGS, "faces",
+                         progress=False, manifest=rows[:-1])
+    write_images(tmp_path / "other", 6, seed=5)
+    (tmp_path / "other" / "img_003.png").replace(images / "img_003.png")
+    with pytest.raises(ValueError, match=r"img_003\.png' changed after its manifest"):
+        extract_features(source, TinyExtractor(), tmp_path / "b.h5", SETTINGS, "faces",
+                         progress=False, manifest=rows)
+    assert not (tmp_path / "b.h5").exists()
+
+
+def test_device_and_numeric_modes_are_recorded_and_key_the_resume(tmp_path, monkeypatch):
+    source = open_source(write_images(tmp_path / "images", 8))
+    out = tmp_path / "c.h5"
+    with pytest.raises(KeyboardInterrupt):
+        extract_features(source, TinyExtractor(fail_after_batches=1), out, SETTINGS,
+                         progress=False)
+    real = extract_module.device_provenance
+    monkeypatch.setattr(extract_module, "device_provenance",
+                        lambda device: {**real(device), "device_name": "another CPU"})
+    model = TinyExtractor()
+    extract_features(source, model, out, SETTINGS, progress=False)
+    assert model.calls == 2  # the batch from other hardware was not reused
+    attrs = read_features(out).attrs
+    assert attrs["device_type"] == "cpu" and attrs["device_name"] == "another CPU"
+    assert attrs["tf32_matmul"] in (True, False) and "cudnn_benchmark" in attrs
+
+
+def test_cuda_numerics_default_to_ieee_float32():
+    # torch.backends.cuda.matmul is a module whose attributes monkeypatch cannot restore.
+    flags = ((torch.backends.cuda.matmul, "allow_tf32"), (torch.backends.cudnn, "allow_tf32"),
+             (torch.backends.cudnn, "benchmark"))
+    saved = [getattr(owner, name) for owner, name in flags]
+    try:
+        for owner, name in flags:
+            setattr(owner, name, True)
+        extract_module.set_exact_numerics(torch.device("cpu"))
+        assert all(getattr(owner, name) for owner, name in flags)  # the CPU changes nothing
+        extract_module.set_exact_numerics(torch.device("cuda"))
+        assert not any(getattr(owner, name) for owner, name in flags)
+    finally:
+        for (owner, name), value in zip(flags, saved, strict=True):
+            setattr(owner, name, value)
+
+
+def test_broken_link_is_a_bad_image(tmp_path):
+    images = write_images(tmp_path / "images", 5)
+    (images / "img_009.png").symlink_to(tmp_path / "moved.png")
+    source = open_source(images, "faces")
+    with pytest.raises(BadImageError, match=r"img_009\.png: broken symbolic link"):
+        extract_features(source, TinyExtractor(), tmp_path / "a.h5", SETTINGS, "faces",
+                         progress=False)
+    skip = ExtractionSettings(batch_size=4, workers=0, on_bad_image="skip")
+    cache = extract_features(source, TinyExtractor(), tmp_path / "b.h5", skip, progress=False)
+    assert len(cache.paths) == 5 and cache.skipped[0].startswith("img_009.png: broken")
+    assert read_features(tmp_path / "b.h5").attrs["n_skipped"] == 1
+
+
+def test_cpu_thread_count_is_recorded_and_keys_the_resume(tmp_path):
+    """Convolutions split their sums by thread count (features differ by ~1e-5 relative), so
+    a resume under another thread count starts over instead of mixing batches."""
+    source = open_source(write_images(tmp_path / "images", 8))
+    out = tmp_path / "c.h5"
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with pytest.raises(KeyboardInterrupt):
+            extract_features(source, TinyExtractor(fail_after_batches=1), out, SETTINGS,
+                             progress=False)
+        torch.set_num_threads(2)
+        model = TinyExtractor()
+        extract_features(source, model, out, SETTINGS, progress=False)
+    finally:
+        torch.set_num_threads(before)
+    assert model.calls == 2
+    assert read_features(out).attrs["cpu_threads"] == 2
+
+
+def test_damaged_cache_is_an_error_naming_the_file_and_the_rebuild(tmp_path):
+    source = open_source(write_images(tmp_path / "images", 40))
+    out = tmp_path / "c.h5"
+    extract_features(source, TinyExtractor(), out, SETTINGS, progress=False)
+    with h5py.File(out) as handle:  # flip 64 bytes inside the stored features
+        offset = handle["features"].id.get_offset()
+    data = bytearray(out.read_bytes())
+    data[offset + 64 : offset + 128] = bytes(b ^ 0xFF for b in data[offset + 64 : offset + 128])
+    out.write_bytes(bytes(data))
+    with pytest.raises(CorruptCacheError, match=r"c\.h5: dataset 'features' does not match"):
+        read_features(out)
+    out.write_bytes(bytes(data[: len(data) // 2]))  # truncated by half
+    with pytest.raises(CorruptCacheError, match=r"snakemake --forcerun .*c\.h5"):
+        read_features(out)

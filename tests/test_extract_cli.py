@@ -15,7 +15,7 @@ from imagefiles import png16
 from PIL import Image
 
 from fidlens.cache import read_features
-from fidlens.extractors.inception import random_state_dict
+from fidlens.extractors.networks.inception import random_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "workflow_scripts" / "extract_features.py"
@@ -142,3 +142,32 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_cache(tmp_path, checkpoint):
     assert np.array_equal(full.logits, resumed.logits)
     assert full.paths == resumed.paths and full.sha1 == resumed.sha1
     assert not partial.exists()
+
+
+def _can_mount_private_tmpfs() -> bool:
+    probe = ["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /dev/shm"]
+    try:
+        return subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not _can_mount_private_tmpfs(),
+                    reason="needs root and `unshare -m` to give the run a small /dev/shm")
+def test_small_dev_shm_neither_hangs_nor_fails(tmp_path, checkpoint):
+    """Docker's default /dev/shm is 64 MB; here 4 MB, below one batch of 299² float images
+    (10 x 1 MB): decoded images must not travel through shared memory."""
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(
+            images / f"{i:02d}.png")
+    out = tmp_path / "c.h5"
+    extract = (f"{sys.executable} {SCRIPT} --extractor inception --weights {checkpoint}"
+               f" --images {images} --batch-size 10 --workers 2 --threads 2 --out {out}")
+    shell = f"mount -t tmpfs -o size=4m tmpfs /dev/shm && {extract}"
+    result = subprocess.run(["unshare", "-m", "sh", "-c", shell], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert read_features(out).features.shape == (20, 2048)

@@ -1,6 +1,7 @@
 """FID Inception: parity with pytorch-fid, torch-fidelity and clean-fid (each run here on a
 random checkpoint in the official layout), strict loading, seeded random init."""
 
+import dataclasses
 import logging
 import pickle
 
@@ -18,7 +19,7 @@ from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d
 
 from fidlens.extractors import available, build_extractor
 from fidlens.extractors.base import RANDOM_INIT
-from fidlens.extractors.inception import (
+from fidlens.extractors.networks.inception import (
     FIDInceptionV3,
     build_random_state_dict,
     init_random_weights,
@@ -26,7 +27,12 @@ from fidlens.extractors.inception import (
     random_state_dict,
     resize_pil_bicubic_per_channel,
 )
-from fidlens.weights import WeightsFileError, WeightsNotFoundError, file_sha256
+from fidlens.weights import (
+    WEIGHTS_SPECS,
+    WeightsFileError,
+    WeightsNotFoundError,
+    file_sha256,
+)
 
 PYTORCH_FID_NAME = "pt_inception-2015-12-05-6726825d.pth"
 # (width, height) of the parity images: smaller, larger, equal and non-square vs 299.
@@ -107,6 +113,13 @@ def test_pytorch_fid_parity_with_auto_from_torch_home(
     (hub / PYTORCH_FID_NAME).symlink_to(checkpoint)
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     monkeypatch.setenv("FIDLENS_WEIGHTS_DIR", str(tmp_path / "empty"))
+    # `auto` checks the published hash prefix: make it this (random) checkpoint's.
+    spec = WEIGHTS_SPECS["inception"]
+    files = tuple(
+        dataclasses.replace(entry, sha256_prefix=file_sha256(checkpoint)[:8])
+        for entry in spec.files
+    )
+    monkeypatch.setitem(WEIGHTS_SPECS, "inception", dataclasses.replace(spec, files=files))
 
     ours = build_extractor("inception", weights="auto", preprocess="pytorch-fid")
     assert ours.weights_info.path == str(hub / PYTORCH_FID_NAME)

@@ -1,6 +1,9 @@
 """fidlens.metrics against the reference implementations (run here) and exact float64 maths."""
 
+import warnings
+
 import numpy as np
+import prdc
 import pytest
 import torch
 from pytorch_fid.fid_score import calculate_frechet_distance
@@ -106,17 +109,23 @@ def test_fid_identical_sets_is_zero_and_mean_shift_adds_its_square():
     assert shifted - base == pytest.approx(shift @ shift, rel=1e-10)
 
 
-def test_trace_sqrt_paths_agree():
+def test_trace_sqrt_paths_equal_an_independent_exact_value():
     rng = np.random.default_rng(4)
-    s1 = metrics.feature_statistics(correlated(rng, 400, 48))[1]
-    s2 = metrics.feature_statistics(correlated(rng, 400, 48, scale=2.0))[1]
+    x, y = correlated(rng, 400, 48), correlated(rng, 400, 48, scale=2.0)
+    s1, s2 = metrics.feature_statistics(x)[1], metrics.feature_statistics(y)[1]
+    # Independent: tr sqrt(S1 S2) = sum of singular values of Rx Ry^T / (n - 1) (numpy QR
+    # of the centred features, then SVD; no eigenvalue square roots).
+    rx = np.linalg.qr(x - x.mean(0), mode="r")
+    ry = np.linalg.qr(y - y.mean(0), mode="r")
+    exact = np.linalg.svd(rx @ ry.T, compute_uv=False).sum() / (len(x) - 1)
     t1, t2 = torch.from_numpy(s1), torch.from_numpy(s2)
     fast = metrics.trace_sqrt_product(s1, s2)  # generalised eigenproblem
     cholesky = metrics._nuclear_norm_of_product(
         metrics._clear_cholesky(t1), metrics._clear_cholesky(t2)
     )
     eigen = metrics._nuclear_norm_of_product(metrics._psd_factor(t1), metrics._psd_factor(t2))
-    assert relative(fast, eigen) <= 1e-12 and relative(cholesky, eigen) <= 1e-12
+    for value in (fast, cholesky, eigen):
+        assert relative(value, exact) <= 1e-11
 
 
 @pytest.mark.parametrize("exponent", [2.0, 3.0])
@@ -215,11 +224,55 @@ def test_kid_seeding_and_identical_sets():
     assert metrics.kid_subset_indices(50, 80, 3, 1000)[0].shape == (3, 50)
 
 
+def numpy_unbiased_mmd2(x, y):
+    """Unbiased MMD^2 with KID's kernel (a.b / D + 1)^3 on all of x (m rows) and y (n rows),
+    written out in numpy: within-set sums without the diagonal over m (m - 1) and n (n - 1),
+    the cross sum over m n (Gretton et al. 2012)."""
+    dim, m, n = x.shape[1], len(x), len(y)
+    k_xx, k_yy, k_xy = ((a @ b.T / dim + 1) ** 3 for a, b in ((x, x), (y, y), (x, y)))
+    within_x = (k_xx.sum() - np.trace(k_xx)) / (m * (m - 1))
+    within_y = (k_yy.sum() - np.trace(k_yy)) / (n * (n - 1))
+    return within_x + within_y - 2 * k_xy.sum() / (m * n)
+
+
+def test_kid_on_whole_sets_of_unequal_size():
+    rng = np.random.default_rng(18)
+    x, y = correlated(rng, 70, 16), correlated(rng, 45, 16, shift=0.2)
+    expected = numpy_unbiased_mmd2(x, y)
+    assert metrics.kid_whole_sets(x, y) == pytest.approx(expected, rel=1e-12)
+    assert metrics.kid_whole_sets(x, y, block=8) == pytest.approx(expected, rel=1e-12)
+    # Equal sizes: torch-fidelity's KID with one subset holding every sample.
+    reference = kid_features_to_metric(
+        torch.from_numpy(x[:45]), torch.from_numpy(y), kid_subsets=1, kid_subset_size=45,
+        verbose=False,
+    )  # fmt: skip
+    ours = metrics.kid_whole_sets(x[:45], y)
+    assert relative(ours, reference["kernel_inception_distance_mean"]) <= 1e-10
+
+
+def test_kid_subsets_of_small_sets_all_agree():
+    # Why small sets get one whole-set estimate: with neither set larger than the subset
+    # size, every subset is a permutation of the whole sets and the spread is rounding noise.
+    rng = np.random.default_rng(19)
+    x, y = correlated(rng, 50, 16), correlated(rng, 50, 16, shift=0.2)
+    assert metrics.kid_uses_whole_sets(50, 50, 1000)
+    mean, std = metrics.kid(x, y, metrics.kid_subset_indices(50, 50, 100, 1000))
+    assert std < 1e-12 * abs(mean)
+    assert mean == pytest.approx(metrics.kid_whole_sets(x, y), rel=1e-12)
+    # One set larger than the subset size: subsets differ, and the spread is real.
+    assert not metrics.kid_uses_whole_sets(1001, 50, 1000)
+    big = correlated(rng, 300, 16)
+    mean, std = metrics.kid(big, y, metrics.kid_subset_indices(300, 50, 20, 100))
+    assert std > 1e-3 * abs(mean)
+
+
 # --- precision / recall / density / coverage ---------------------------------------------------
 
 
 def brute_force(fake, real, k_pr=3, k_dc=5):
-    """Every distance in float64 as sum((a - b)^2), membership d <= radius."""
+    """Every distance in float64 as sum((a - b)^2) (scipy's cdist); membership d <= radius for
+    precision and recall (Kynkäänniemi et al.), d < radius for density and coverage (Naeem et
+    al.'s prdc)."""
     within_real, within_fake = cdist(real, real, "sqeuclidean"), cdist(fake, fake, "sqeuclidean")
     np.fill_diagonal(within_real, np.inf)
     np.fill_diagonal(within_fake, np.inf)
@@ -230,9 +283,15 @@ def brute_force(fake, real, k_pr=3, k_dc=5):
     return {
         "precision": (real_fake <= real_pr[:, None]).any(0).mean(),
         "recall": (real_fake <= fake_pr[None, :]).any(1).mean(),
-        "density": (real_fake <= real_dc[:, None]).sum() / (k_dc * len(fake)),
-        "coverage": (real_fake.min(1) <= real_dc).mean(),
+        "density": (real_fake < real_dc[:, None]).sum() / (k_dc * len(fake)),
+        "coverage": (real_fake.min(1) < real_dc).mean(),
     }
+
+
+def brute_force_radii(x, k):
+    within = cdist(x, x, "sqeuclidean")
+    np.fill_diagonal(within, np.inf)
+    return np.sqrt(np.sort(within, 1)[:, k - 1])
 
 
 def test_precision_recall_match_torch_fidelity():
@@ -248,12 +307,12 @@ def test_precision_recall_match_torch_fidelity():
 
 
 def test_precision_recall_density_coverage_match_prdc():
-    prdc = pytest.importorskip("prdc")
     rng = np.random.default_rng(10)
     real = correlated(rng, 600, 24)
     fake = correlated(rng, 500, 24, shift=0.15, scale=0.9)
     ours = metrics.manifold_metrics(fake, real)
-    # prdc uses strict `<`; with continuous random data no distance ties a radius.
+    # prdc counts d < radius throughout; with continuous random data no distance ties a radius,
+    # so its precision and recall (where we count d <= radius) agree too.
     with_5 = prdc.compute_prdc(real_features=real, fake_features=fake, nearest_k=5)
     with_3 = prdc.compute_prdc(real_features=real, fake_features=fake, nearest_k=3)
     assert ours["density"] == pytest.approx(with_5["density"], abs=1e-12)
@@ -262,59 +321,85 @@ def test_precision_recall_density_coverage_match_prdc():
     assert ours["recall"] == pytest.approx(with_3["recall"], abs=1e-12)
 
 
+@pytest.mark.parametrize("case", ["duplicates in both sets", "fake copies real"])
+def test_density_coverage_count_ties_like_prdc(case):
+    # Small integers: every squared distance is an exact integer in float64, also in sklearn's
+    # |x|^2 + |y|^2 - 2 x.y form that prdc uses, so ties with a radius are real ties for both
+    # implementations. prdc counts a point inside a ball only when strictly closer (<).
+    rng = np.random.default_rng(20)
+    real = rng.integers(0, 4, (300, 5)).astype(np.float64)
+    if case == "fake copies real":
+        fake = real[rng.permutation(300)]
+    else:
+        fake = rng.integers(0, 4, (250, 5)).astype(np.float64)
+    assert len(np.unique(real, axis=0)) < len(real)  # duplicates within the set
+    reference = prdc.compute_prdc(real_features=real, fake_features=fake, nearest_k=5)
+    density, coverage = metrics.density_coverage(fake, real)
+    assert density == pytest.approx(reference["density"], abs=1e-12)
+    assert coverage == pytest.approx(reference["coverage"], abs=1e-12)
+    expected = brute_force(fake, real)
+    assert (density, coverage) == (expected["density"], expected["coverage"])
+    # Ties decide the numbers here: counting d <= radius would give other ones.
+    radius = np.sort(cdist(real, real, "sqeuclidean") + np.diag(np.full(300, np.inf)), 1)[:, 4]
+    inclusive = (cdist(real, fake, "sqeuclidean") <= radius[:, None]).sum() / (5 * len(fake))
+    assert inclusive > density
+
+
+def test_memorised_copies_have_density_one():
+    # A copy of the real set: each real ball (k = 5, strict) holds the point itself and its
+    # 4 nearer neighbours, not the 5th on its boundary, so density is exactly 1 (prdc's value).
+    rng = np.random.default_rng(21)
+    real = correlated(rng, 500, 32)
+    fake = real[rng.permutation(500)].astype(np.float32).astype(np.float64)
+    real = fake[rng.permutation(500)]
+    assert metrics.manifold_metrics(fake, real) == {
+        "precision": 1.0,
+        "recall": 1.0,
+        "density": 1.0,
+        "coverage": 1.0,
+    }
+
+
 def decaying(rng, n, dim, shift=0.0, scale=1.0):
     """Features whose variance decays over the directions, as pooled CNN features do."""
     spectrum = np.arange(1, dim + 1) ** -1.5
     return scale * rng.standard_normal((n, dim)) * np.sqrt(spectrum) + shift
 
 
-# projection_dim 0: float32 products and exact re-checks only; 6: lower bounds from 6
-# directions first (what D >= 512 gets), with exact and float32 tiers behind them.
-@pytest.mark.parametrize("projection_dim", [0, 6])
 @pytest.mark.parametrize("block_size", [37, 128, 10_000])
-def test_blocked_equals_exact_brute_force(block_size, projection_dim):
+def test_blocked_equals_exact_brute_force(block_size):
     rng = np.random.default_rng(11)
     real = decaying(rng, 500, 40, shift=5.0)
     fake = decaying(rng, 450, 40, shift=5.1, scale=1.1)
-    got = metrics.manifold_metrics(fake, real, block_size=block_size, projection_dim=projection_dim)
+    got = metrics.manifold_metrics(fake, real, block_size=block_size)
     assert got == brute_force(fake, real)
     # float32 input (as stored in caches) is kept as it is and decided exactly too.
     fake32, real32 = fake.astype(np.float32), real.astype(np.float32)
-    got = metrics.manifold_metrics(
-        fake32, real32, block_size=block_size, projection_dim=projection_dim
-    )
+    got = metrics.manifold_metrics(fake32, real32, block_size=block_size)
     assert got == brute_force(fake32.astype(np.float64), real32.astype(np.float64))
 
 
-def test_lower_bound_tiers_on_strongly_structured_features():
-    # Variance falling fast over the directions: the lower bound settles most blocks alone
-    # (exact pairwise tier) and leaves the rest to the float32 tier; both must be exact.
+def test_strongly_structured_and_wide_features():
+    # Variance falling fast over the directions (most pairs far from any radius), and D = 512.
     rng = np.random.default_rng(17)
     spread = np.arange(1, 65) ** -1.5
     real = rng.standard_normal((600, 64)) * spread + 3.0
     fake = 1.05 * rng.standard_normal((500, 64)) * spread + 3.002
-    got = metrics.manifold_metrics(fake, real, projection_dim=12, block_size=100)
-    assert got == brute_force(fake, real)
-
-
-def test_default_path_for_wide_features():
-    # D >= 512 takes the lower-bound path by default.
-    rng = np.random.default_rng(16)
+    assert metrics.manifold_metrics(fake, real, block_size=100) == brute_force(fake, real)
     real = decaying(rng, 300, 512).astype(np.float32)
     fake = decaying(rng, 250, 512, shift=0.01, scale=1.05).astype(np.float32)
     expected = brute_force(fake.astype(np.float64), real.astype(np.float64))
     assert metrics.manifold_metrics(fake, real, block_size=100) == expected
 
 
-@pytest.mark.parametrize("projection_dim", [0, 2])
 @pytest.mark.parametrize("block_size", [33, 4096])
-def test_ties_and_duplicates_are_decided_exactly(block_size, projection_dim):
+def test_ties_and_duplicates_are_decided_exactly(block_size):
     # Small integers give exact distance ties and duplicate points; float32 alone would
     # decide `d <= radius` at random for them. A large offset makes the float32 error big.
     rng = np.random.default_rng(12)
     real = rng.integers(0, 3, (400, 6)) * 1000.5 + 1e6
     fake = rng.integers(0, 3, (300, 6)) * 1000.5 + 1e6
-    got = metrics.manifold_metrics(fake, real, block_size=block_size, projection_dim=projection_dim)
+    got = metrics.manifold_metrics(fake, real, block_size=block_size)
     assert got == brute_force(fake, real)
 
 
@@ -331,13 +416,93 @@ def test_pairs_a_hair_inside_or_outside_a_radius():
     fake = np.concatenate([fake, correlated(rng, 100, 64, shift=50.0)])
     expected = brute_force(fake, real)
     assert metrics.manifold_metrics(fake, real) == expected
-    assert metrics.manifold_metrics(fake, real, projection_dim=8, block_size=64) == expected
-    exact = cdist(real, real)
-    np.fill_diagonal(exact, np.inf)
-    np.testing.assert_allclose(radius, np.sort(exact, 1)[:, 2], rtol=1e-14)
-    np.testing.assert_allclose(
-        metrics.knn_radii(real, k=3, projection_dim=8, block_size=50), radius, rtol=1e-14
-    )
+    assert metrics.manifold_metrics(fake, real, block_size=64) == expected
+    np.testing.assert_allclose(radius, brute_force_radii(real, 3), rtol=1e-14)
+    np.testing.assert_allclose(metrics.knn_radii(real, k=3, block_size=50), radius, rtol=1e-14)
+
+
+COLLAPSED = ["all fakes identical", "a few tight modes", "duplicated real rows", "fake copies real"]
+
+
+def collapsed(case, rng, n=400, dim=16):
+    """(fake, real) of a mode-collapsed or memorising generator, far from the origin (which
+    makes float32 products centred there useless for the tiny distances inside a mode)."""
+    real = correlated(rng, n, dim, shift=20.0)
+    fake = correlated(rng, n, dim, shift=20.1, scale=1.1)
+    if case == "all fakes identical":
+        fake = np.repeat(real[:1] + 3.0, n, axis=0)
+    elif case == "a few tight modes":  # 4 modes of spread 1e-7, a few exact duplicates in each
+        centres = correlated(rng, 4, dim, shift=20.0)
+        fake = np.repeat(centres, n // 4, axis=0) + 1e-7 * rng.standard_normal((n, dim))
+        fake[1::50] = fake[::50]
+    elif case == "duplicated real rows":  # as if every real image were in the set 4 times
+        real = np.repeat(real[: n // 4], 4, axis=0)[rng.permutation(n)]
+    else:
+        fake = real[rng.permutation(n)]
+    return fake, real
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", COLLAPSED)
+def test_collapsed_sets_are_exact(case, dtype):
+    fake, real = (a.astype(dtype) for a in collapsed(case, np.random.default_rng(22)))
+    expected = brute_force(fake.astype(np.float64), real.astype(np.float64))
+    assert metrics.manifold_metrics(fake, real) == expected
+    assert metrics.manifold_metrics(fake, real, block_size=64) == expected
+    for x in (fake, real):  # equal up to the summation order of sum((a - b)^2)
+        exact = brute_force_radii(x.astype(np.float64), 3)
+        np.testing.assert_allclose(metrics.knn_radii(x, k=3), exact, rtol=1e-14, atol=0)
+        np.testing.assert_allclose(metrics.knn_radii(x, k=3, block_size=64), exact, rtol=1e-14)
+
+
+@pytest.mark.parametrize("case", COLLAPSED)
+def test_collapsed_sets_need_few_exact_distances(case, monkeypatch):
+    # The work that blew up on collapsed sets: when float32 cannot tell pairs apart, each is
+    # recomputed exactly. Here the exact distances stay linear in N: about k + margin per point.
+    fake, real = collapsed(case, np.random.default_rng(23), n=1200)
+    computed = []
+    exact_sq_distances = metrics._exact_sq_distances
+
+    def counting(a, b, ia, ib, *args):
+        computed.append(len(ia))
+        return exact_sq_distances(a, b, ia, ib, *args)
+
+    monkeypatch.setattr(metrics, "_exact_sq_distances", counting)
+    assert metrics.manifold_metrics(fake, real) == brute_force(fake, real)
+    margin = metrics.CANDIDATE_MARGIN
+    candidates = len(real) * (5 + margin) + len(fake) * (3 + margin)
+    assert sum(computed) <= 1.5 * candidates  # N^2 = 1.4e6 pairs per set
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", COLLAPSED + ["integers far from the origin"])
+def test_float32_product_bounds_every_pair(case, dtype):
+    # The one bound everything rests on: v <= d^2 <= v + width (|x - c|^2 + |y - c|^2) for
+    # every pair of a block product, against float64 distances from differences.
+    rng = np.random.default_rng(24)
+    if case == "integers far from the origin":
+        fake, real = (rng.integers(0, 3, (300, 6)) * 1000.5 + 1e6 for _ in range(2))
+    else:
+        fake, real = collapsed(case, rng, n=300)
+    fake, real = fake.astype(dtype), real.astype(dtype)
+    fake_set, real_set = metrics._prepare(fake, real, block_size=64)
+    bounds = real_set.bounds
+    relative_widths = []
+    for rows, centre in zip(real_set.blocks, real_set.centres, strict=True):
+        left, row_norms = real_set.operand(rows, centre, "left")
+        for cols in fake_set.blocks:
+            values, col_norms = metrics._product(left, fake_set, cols, centre)
+            v = values.double().numpy()
+            width = bounds.width * (row_norms[:, None] + col_norms[None, :]).double().numpy()
+            x, y = real[rows].astype(np.float64), fake[cols].astype(np.float64)
+            exact = cdist(x, y, "sqeuclidean") * real_set.scale_sq
+            assert (v - bounds.slack <= exact).all()
+            assert (exact <= v + width + bounds.slack).all()
+            close = exact > 0
+            relative_widths.append(width[close] / exact[close])
+    # Centred on each block's own centre, the width stays small against the distances even
+    # inside tight modes and far from the origin.
+    assert np.median(np.concatenate(relative_widths)) < 0.05
 
 
 def test_manifold_metric_properties():
@@ -376,3 +541,47 @@ def test_bad_inputs_are_refused():
         metrics.fid_from_features(bad, x)
     with pytest.raises(ValueError, match="at least 2 samples"):
         metrics.fid_from_features(x[:1], x)
+
+
+# --- statistics that come from outside ------------------------------------------------------
+
+
+def test_an_indefinite_covariance_is_refused_naming_the_eigenvalue():
+    """The input of the users'-reports issue: pytorch-fid refuses it; FID = -1.857 before."""
+    a = np.random.default_rng(0).standard_normal((3, 3))
+    with pytest.raises(ValueError, match=r"mu1/sigma1.*not positive semi-definite.*-3\.2"):
+        metrics.frechet_distance(np.zeros(3), a + a.T, np.zeros(3), np.eye(3))
+
+
+@pytest.mark.parametrize(
+    ("mu", "sigma", "message"),
+    [
+        (np.zeros(3), np.ones((3, 2)), "must be 3 x 3"),
+        (np.zeros((3, 1)), np.eye(3), "must be a vector"),
+        (np.array([0.0, np.nan, 0.0]), np.eye(3), "mean has 1 NaN"),
+        (np.zeros(3), np.array([[1.0, 0.5, 0], [0.0, 1, 0], [0, 0, 1]]), "not symmetric"),
+    ],
+)
+def test_malformed_statistics_are_named(mu, sigma, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.check_statistics(mu, sigma, "target.npz")
+
+
+def test_float32_rounding_of_valid_statistics_is_accepted():
+    x = correlated(np.random.default_rng(3), 400, 8)
+    mu, sigma = metrics.feature_statistics(x)
+    low_rank = sigma - np.linalg.eigvalsh(sigma)[0] * np.eye(8)  # smallest eigenvalue 0
+    stored = low_rank.astype(np.float32)  # as another tool may save it: tiny asymmetry, -eps
+    checked_mu, checked = metrics.check_statistics(mu.astype(np.float32), stored)
+    assert checked.dtype == np.float64 and np.array_equal(checked, checked.T)
+    assert metrics.frechet_distance(mu, sigma, checked_mu, checked) >= 0
+
+
+def test_fid_of_a_set_with_itself_is_never_negative_without_a_word():
+    x = correlated(np.random.default_rng(4), 300, 6)
+    stats = metrics.feature_statistics(x)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = metrics.frechet_distance(*stats, *stats)
+    assert value >= 0 or any("below 0 by rounding" in str(w.message) for w in caught)
+    assert abs(value) < 1e-9

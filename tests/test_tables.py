@@ -103,7 +103,7 @@ def test_markdown_marks_random_init_and_formats_numbers(long):
         in (lines)
     )
     assert "| inception (random-init) | gen_b | real | 40/50 | 99.00 |" in text
-    assert "| inception | gen_a | real | 40/50 | 43.21 | 0.046 |" in lines  # both x 1000
+    assert "| inception | gen_a | real | 40/50 | 43.21 | 0.0456 |" in lines  # both x 1000
     # The warning stands above the first table holding random-init rows.
     warning = next(i for i, line in enumerate(lines) if "Warning: rows marked" in line)
     assert warning < lines.index("| Extractor | Source | Target | N | FID | KID | P | R | D | C |")
@@ -158,3 +158,39 @@ def test_script_writes_csv_and_markdown(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     result = run_make_tables([str(tmp_path / "bad.json")], csv, markdown)
     assert result.returncode == 1 and "bad.json" in result.stderr
+
+
+def test_undefined_kid_std_is_an_empty_cell_and_a_dash(tmp_path):
+    # KID as one estimate on the whole sets (small sets) has no std: null in the JSON.
+    doc = metric_doc("gen_a")
+    doc |= {"kid_method": "whole sets", "kid_subsets": 1, "kid_subset_size": None}
+    doc["raw"]["kid_std"] = doc["l2"]["kid_std"] = None
+    path = tmp_path / "gen_a__real.json"
+    path.write_text(json.dumps(doc))
+    rows = tables.metric_rows(json.loads(path.read_text()), str(path))
+    assert [row["value"] for row in rows if row["metric"] == "kid_std"] == [None, None]
+    long = tables.long_table(rows)
+    assert long["kid_method"].unique().tolist() == ["whole sets"]
+    kid_std_line = next(
+        line for line in long.to_csv(index=False).splitlines() if ",kid_std," in line
+    )
+    assert ",raw,kid_std,,40,50," in kid_std_line  # empty value, then n_source, n_target
+    columns = {"kid_mean": ("KID", 1.0, 4), "kid_std": ("±", 1.0, 4)}
+    text = tables.markdown_table(tables.wide_table(long, "raw", columns), {"KID": 4, "±": 4})
+    assert text.splitlines()[-1].endswith("| 0.0123 | – |")
+    assert "| 12.50 | 0.0123 | 0.750 |" in tables.markdown_report(long)
+    # The script that writes metrics.csv and metrics.md takes such files too.
+    csv, markdown = tmp_path / "metrics.csv", tmp_path / "metrics.md"
+    result = run_make_tables([path], csv, markdown)
+    assert result.returncode == 0, result.stderr
+    written = pd.read_csv(csv)
+    assert written.query("metric == 'kid_std'")["value"].isna().all()
+    assert written.query("metric == 'kid_mean'")["kid_method"].tolist() == ["whole sets"] * 2
+
+
+def test_small_values_keep_three_significant_digits():
+    from fidlens.tables import _format
+
+    assert (_format(0.1403, 2), _format(0.1422, 2)) == ("0.140", "0.142")
+    assert _format(30.6123, 2) == "30.61" and _format(0.00012, 4) == "0.000120"
+    assert _format(0.0, 2) == "0.00" and _format(None, 2) == "–"

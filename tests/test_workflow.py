@@ -119,9 +119,14 @@ def mtimes(workdir: Path, pattern: str) -> dict[str, int]:
 
 def config_error(tmp_path: Path, config: dict) -> str:
     make_workdir(tmp_path, config)
-    result = snakemake(tmp_path, "--dry-run")
+    return planning_error(tmp_path)
+
+
+def planning_error(workdir: Path) -> str:
+    """The message of a dry run that must stop before any job."""
+    result = snakemake(workdir, "--dry-run")
     assert result.returncode != 0
-    assert not (tmp_path / "results").exists()  # stopped before any job
+    assert not (workdir / "results").exists()  # stopped before any job
     return result.stdout + result.stderr
 
 
@@ -163,7 +168,7 @@ def test_unknown_dataset_extractor_and_weights_file_are_all_listed(tmp_path):
     }
     message = config_error(tmp_path, config)
     assert "comparisons[0].source: dataset 'gen3' is not configured" in message
-    assert "extractors.inceptoin: no such extractor (available: inception" in message
+    assert "extractors.inceptoin: no such extractor type 'inceptoin'" in message
     assert "extractors.inception.weights: file nowhere/inception.pth does not exist" in message
 
 
@@ -193,7 +198,7 @@ def test_dry_run_plans_every_stage_with_each_jobs_own_settings(tmp_path):
     extractions = [line for line in output.splitlines() if "extract_features.py" in line]
     gen2 = next(line for line in extractions if "--images images/gen2.zip" in line)
     assert "--resolution 48" in gen2 and "--weights random" in gen2
-    assert f"--batch-size {N_IMAGES}" in gen2 and "--workers 1" in gen2
+    assert f"--batch-size {N_IMAGES}" in gen2 and "--cpus 1" in gen2  # the cores it reserved
     real = next(line for line in extractions if "--images images/real " in line)
     assert "--resolution" not in real
     assert "--kid-subsets 5" in output and "--normalize both" in output
@@ -223,7 +228,14 @@ def test_full_run_writes_caches_metrics_and_tables(finished_run):
 
     for pair in ("gen1__real", "gen2__real"):
         document = json.loads((workdir / f"results/metrics/inception/{pair}.json").read_text())
-        assert document  # layout is checked by the metrics tests and via the tables below
+        source = pair.split("__")[0]
+        assert (document["source_name"], document["target_name"]) == (source, "real")
+        assert document["n_source"] == document["n_target"] == N_IMAGES
+        assert document["weights"] == "random-init" and document["extractor"] == "inception"
+        for block in ("raw", "l2"):
+            values = document[block]
+            assert set(values) >= {"fid", "kid_mean", "precision", "recall", "density"}
+            assert values["fid"] > 0 and 0 <= values["precision"] <= 1
 
     table = pd.read_csv(workdir / "results/tables/metrics.csv")
     assert list(table.columns[:9]) == [
@@ -307,6 +319,57 @@ def test_reruns_touch_only_what_changed(finished_run):
     assert jobs["compute_metrics"] == ["results/metrics/inception/gen1__real.json"]
 
 
+def ran(output: str) -> list[str]:
+    """Rules of the jobs a real run executed, in order."""
+    return re.findall(r"^(?:local)?rule (\w+):$", output, re.M)
+
+
+def test_extraction_follows_image_content_not_mtimes_or_other_files(tmp_path):
+    """Manifests and extractions follow the images' content: a README, a .DS_Store or
+    timestamps lost in a copy rerun nothing; a same-size rewrite of one image reruns that
+    dataset only."""
+    config = {
+        **BASE_CONFIG,
+        "datasets": {"real": {"path": "images/real"}, "gen1": {"path": "images/gen1"}},
+        "comparisons": [{"source": "gen1", "target": "real"}],
+        "metrics": {**BASE_CONFIG["metrics"], "names": ["fid"]},
+    }
+    for name, brightness in (("real", 100), ("gen1", 130)):
+        folder = tmp_path / "images" / name
+        folder.mkdir(parents=True)
+        for i in range(N_IMAGES):  # BMP: a rewrite with other pixels keeps the file size
+            rng = np.random.default_rng(10 * brightness + i)
+            pixels = np.clip(rng.normal(brightness, 40, (32, 32, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.bmp")
+    write_config(tmp_path, config)
+    run_ok(tmp_path)
+    caches = mtimes(tmp_path, "results/features/inception/*.h5")
+
+    (tmp_path / "images/real/README.md").write_text("how these were made")
+    (tmp_path / "images/gen1/.DS_Store").write_bytes(b"\0\1")
+    for image in (tmp_path / "images").rglob("*.bmp"):
+        os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))
+    assert planned(tmp_path) == {}
+    output = run_ok(tmp_path)
+    assert ran(output) == [], output
+    assert mtimes(tmp_path, "results/features/inception/*.h5") == caches
+
+    image = tmp_path / "images/gen1/3.bmp"
+    size = image.stat().st_size
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
+    assert image.stat().st_size == size
+    assert sorted(planned(tmp_path)) == [
+        "compute_metrics", "extract_features", "make_tables", "manifest"
+    ]
+    output = run_ok(tmp_path)
+    assert ran(output).count("extract_features") == 1, output
+    after = mtimes(tmp_path, "results/features/inception/*.h5")
+    real = "results/features/inception/real.h5"
+    assert after[real] == caches[real]
+    gen1 = "results/features/inception/gen1.h5"
+    assert after[gen1] > caches[gen1]
+
+
 def _sorted_jobs(jobs: dict[str, list[str]]) -> dict[str, list[str]]:
     return {rule: sorted(outputs) for rule, outputs in jobs.items()}
 
@@ -323,3 +386,88 @@ def test_conda_environment_pins_match_pyproject():
     assert sorted(pip_section) == sorted(pyproject["project"]["dependencies"])
     python = next(item for item in env["dependencies"] if str(item).startswith("python="))
     assert python == "python=3.11"
+
+
+def test_paths_with_spaces_quotes_and_shell_characters_run_end_to_end(tmp_path):
+    """The checkout, the study folder, the dataset folders and so every result path may
+    hold spaces, quotes, $, ;, #, parentheses and non-ASCII letters."""
+    odd = "fid l'ens $HOME; #1 (é)"
+    checkout = tmp_path / odd / "fidlens"
+    for part in ("Snakefile", "rules", "schemas", "workflow_scripts", "envs"):
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, checkout / part)
+        else:
+            checkout.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, checkout / part)
+    study = tmp_path / f"study {odd}"
+    config = {
+        **BASE_CONFIG,
+        "datasets": {
+            "real": {"path": f"images/real {odd}"},
+            "gen1": {"path": f"images/gen \"x\" {odd}.zip"},
+        },
+        "comparisons": [{"source": "gen1", "target": "real"}],
+        "metrics": {**BASE_CONFIG["metrics"], "names": ["fid", "kid"]},
+    }
+    for name, brightness in (("real", 100), ("gen1", 150)):
+        folder = study / "images" / f"{name} {odd}"
+        folder.mkdir(parents=True)
+        for i in range(N_IMAGES):
+            write_image(folder / f"é {i}.png", seed=brightness + i, brightness=brightness)
+    zipped = study / "images" / f"gen \"x\" {odd}"
+    shutil.make_archive(str(zipped), "zip", study / "images" / f"gen1 {odd}")
+    write_config(study, config)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    command = [str(BIN / "snakemake"), "--snakefile", str(checkout / "Snakefile"),
+               "--directory", str(study), "--cores", "2"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr + read_logs(study)
+    table = pd.read_csv(study / "results/tables/metrics.csv")
+    assert set(table["source"]) == {"gen1"} and (table["n_target"] == N_IMAGES).all()
+    assert read_features(study / "results/features/inception/real.h5").paths[0] == "é 0.png"
+
+
+def test_comparison_too_small_for_a_metric_stops_before_any_job(tmp_path):
+    make_workdir(tmp_path, BASE_CONFIG)
+    tiny = tmp_path / "images" / "tiny"
+    tiny.mkdir()
+    for i in range(2):
+        write_image(tiny / f"{i}.png", seed=500 + i, brightness=120)
+    config = {
+        **BASE_CONFIG,
+        "datasets": {**BASE_CONFIG["datasets"], "tiny": {"path": "images/tiny"}},
+        "comparisons": [*BASE_CONFIG["comparisons"], {"source": "tiny", "target": "real"}],
+    }
+    write_config(tmp_path, config)
+    message = planning_error(tmp_path)
+    assert "comparisons[2] (tiny -> real): pr needs at least 4 source" in message
+    assert f"has 2 and {N_IMAGES}" in message and "metrics.names" in message
+    assert "comparisons[0]" not in message
+
+
+def test_dataset_problems_are_config_messages_not_tracebacks(tmp_path):
+    make_workdir(tmp_path, BASE_CONFIG)
+    (tmp_path / "images/real.tar.gz").write_bytes(b"\x1f\x8b" + b"\0" * 64)
+    data = (tmp_path / "images/gen2.zip").read_bytes()
+    (tmp_path / "images/cut.zip").write_bytes(data[: len(data) // 2])
+    datasets = {
+        **BASE_CONFIG["datasets"],
+        "real": {"path": "images/real.tar.gz"},
+        "gen2": {"path": "images/cut.zip"},
+    }
+    write_config(tmp_path, {**BASE_CONFIG, "datasets": datasets})
+    message = planning_error(tmp_path)
+    assert "Traceback" not in message and "Exception" not in message
+    assert "datasets.real.path: images/real.tar.gz: expected a folder of images" in message
+    assert "datasets.gen2.path: images/cut.zip: not a readable zip file" in message
+
+
+def test_dangling_link_is_a_bad_image_when_skipping(tmp_path):
+    make_workdir(tmp_path, BASE_CONFIG)
+    (tmp_path / "images/gen1/moved.png").symlink_to(tmp_path / "elsewhere.png")
+    message = planning_error(tmp_path)
+    assert "datasets.gen1.path: 1 broken symbolic links" in message
+    assert "moved.png" in message and "on_bad_image: skip" in message
+    write_config(tmp_path, {**BASE_CONFIG, "on_bad_image": "skip"})
+    assert "manifest" in planned(tmp_path)  # no error: the link is skipped and listed

@@ -2,10 +2,13 @@
 
 python workflow_scripts/compute_metrics.py --source A.h5 --target B.h5 [--metrics fid,kid,pr,dc]
     [--normalize none|l2|both] [--seed S] [--kid-subsets 100] [--kid-subset-size 1000]
-    [--source-name NAME] [--target-name NAME] [--threads N] --out FILE.json
+    [--source-name NAME] [--target-name NAME] [--threads N] [--allow-mixed]
+    [--layer pool|logits] --out FILE.json
 
 Source is the generated set, target the real one. Any HDF5 file with a 2-D `features`
-dataset is accepted.
+dataset is accepted. Caches made with different preprocessing or weights are an error unless
+--allow-mixed is given (the JSON then says `mixed` and records both sides). --layer logits
+computes the metrics on the caches' classifier logits instead of their features.
 """
 
 import argparse
@@ -15,8 +18,9 @@ from pathlib import Path
 
 import torch
 
-from fidlens.evaluate import METRIC_KEYS, NORMALIZE_MODES, compute_metrics
+from fidlens.evaluate import compute_metrics
 from fidlens.files import write_text_atomic
+from fidlens.metric_specs import METRIC_KEYS, NORMALIZE_MODES
 
 
 def main(argv=None) -> int:
@@ -31,6 +35,10 @@ def main(argv=None) -> int:
     parser.add_argument("--source-name", default=None)
     parser.add_argument("--target-name", default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--layer", default="pool", choices=["pool", "logits"],
+                        help="the cached array the metrics read: features (pool) or logits")
+    parser.add_argument("--allow-mixed", action="store_true",
+                        help="compare caches made with different preprocessing or weights")
     parser.add_argument("--out", required=True, help="JSON file to write")
     args = parser.parse_args(argv)
     if args.threads:
@@ -46,6 +54,8 @@ def main(argv=None) -> int:
             kid_subset_size=args.kid_subset_size,
             source_name=args.source_name,
             target_name=args.target_name,
+            allow_mixed=args.allow_mixed,
+            layer=args.layer,
         )
     except (OSError, ValueError) as error:
         print(f"compute_metrics: error: {error}", file=sys.stderr)
@@ -63,7 +73,7 @@ def summary(result: dict, out: Path) -> str:
         values = result.get(block)
         if values:
             shown = " ".join(
-                f"{key}={values[key]:.6g}"
+                f"{key}={values[key]:.6g}" if values[key] is not None else f"{key}=null"
                 for keys in METRIC_KEYS.values()
                 for key in keys
                 if key in values

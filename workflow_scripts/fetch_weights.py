@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from fidlens.weights import WEIGHTS_SPECS, default_weights_dir
+from fidlens.weight_specs import WEIGHTS_SPECS, default_weights_dir
 from fidlens.weights_fetch import HashMismatchError, fetch_all
 
 

@@ -7,31 +7,20 @@ JSON-ready dict. Source is the generated set, target the real one.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 from fidlens import metrics as m
 from fidlens.cache import FeatureCache, read_features
-from fidlens.extractors.base import RANDOM_INIT
-from fidlens.provenance import package_versions
+from fidlens.metric_specs import K_DC, K_PR, METRICS, MIN_SAMPLES, NORMALIZE_MODES
+from fidlens.provenance import RANDOM_INIT, package_versions
+from fidlens.weight_specs import random_seed_from_origin
 
-METRICS = ("fid", "kid", "pr", "dc")
-NORMALIZE_MODES = {"none": ("raw",), "l2": ("l2",), "both": ("raw", "l2")}
-K_PR = 3  # Kynkäänniemi et al. 2019
-K_DC = 5  # Naeem et al. 2020
 UNKNOWN = "unknown"
-
-# Keys of each metric in the result, in the order they are reported.
-METRIC_KEYS = {
-    "fid": ("fid",),
-    "kid": ("kid_mean", "kid_std"),
-    "pr": ("precision", "recall"),
-    "dc": ("density", "coverage"),
-}
-# Fewest samples each metric needs per set (source, target): k-NN radii need k + 1 points.
-MIN_SAMPLES = {"fid": (2, 2), "kid": (2, 2), "pr": (K_PR + 1, K_PR + 1), "dc": (2, K_DC + 1)}
 
 
 def parse_metrics(metrics) -> tuple[str, ...]:
@@ -50,21 +39,36 @@ def parse_metrics(metrics) -> tuple[str, ...]:
     return tuple(name for name in METRICS if name in names)
 
 
+# How KID was computed (`kid_method` in the result).
+KID_SUBSETS = "subsets"  # mean and std over random subsets
+KID_WHOLE_SETS = "whole sets"  # one estimate on all samples; kid_std None
+
+
 def feature_metrics(
     source: np.ndarray,
     target: np.ndarray,
     metrics=METRICS,
-    kid_indices: tuple[np.ndarray, np.ndarray] | None = None,
-) -> dict[str, float]:
-    """The asked-for metrics of one pair of feature arrays (no I/O)."""
+    kid_indices: tuple[np.ndarray, np.ndarray] | str | None = None,
+) -> dict[str, float | None]:
+    """The asked-for metrics of one pair of feature arrays (no I/O).
+
+    KID: mean and std over the subsets `kid_indices` (from `m.kid_subset_indices`), or, when
+    `kid_indices` is KID_WHOLE_SETS, one estimate on the whole sets with kid_std None (not
+    defined). None: the defaults of `compute_metrics` (100 subsets of 1000, seed 0; the whole
+    sets when neither has more than 1000 samples)."""
     metrics = parse_metrics(metrics)
-    result: dict[str, float] = {}
+    result: dict[str, float | None] = {}
     if "fid" in metrics:
         result["fid"] = m.fid_from_features(source, target)
     if "kid" in metrics:
         if kid_indices is None:
-            kid_indices = m.kid_subset_indices(len(source), len(target))
-        result["kid_mean"], result["kid_std"] = m.kid(source, target, kid_indices)
+            _, kid_indices = _kid_plan(len(source), len(target), 100, 1000, 0)
+        if isinstance(kid_indices, str):
+            if kid_indices != KID_WHOLE_SETS:
+                raise ValueError(f"kid_indices must be index arrays or {KID_WHOLE_SETS!r}")
+            result["kid_mean"], result["kid_std"] = m.kid_whole_sets(source, target), None
+        else:
+            result["kid_mean"], result["kid_std"] = m.kid(source, target, kid_indices)
     which = tuple(name for name in ("pr", "dc") if name in metrics)
     if which:
         result.update(m.manifold_metrics(source, target, k_pr=K_PR, k_dc=K_DC, which=which))
@@ -81,12 +85,21 @@ def compute_metrics(
     kid_subset_size: int = 1000,
     source_name: str | None = None,
     target_name: str | None = None,
+    allow_mixed: bool = False,
+    layer: str = "pool",
 ) -> dict:
     """Metrics of the source (generated) cache against the target (real) cache.
 
     Returns {"raw": {...}, "l2": {...}, "n_source", "n_target", "extractor", "weights", ...}:
     one block per normalisation (`normalize`: none -> raw, l2 -> l2, both), each holding only
     the asked-for metrics, plus the settings and the provenance of both caches.
+
+    Caches made with different preprocessing or weights are an error unless `allow_mixed`;
+    then the shared `preprocess` / `weights` say "mixed" and source_* / target_* keep both.
+    Caches without those attributes (other tools' files) count as unknown, never as mixed.
+
+    layer: "pool" reads each cache's `features`, "logits" its classifier `logits` (an error
+    for a cache without); the result's `layer` says which, and `feature_layer` is "logits".
     """
     metrics = parse_metrics(metrics)
     if normalize not in NORMALIZE_MODES:
@@ -96,14 +109,14 @@ def compute_metrics(
     if kid_subsets < 1 or kid_subset_size < 2:
         raise ValueError("kid_subsets must be >= 1 and kid_subset_size >= 2")
     source_path, target_path = Path(source_path), Path(target_path)
-    source, target = read_features(source_path), read_features(target_path)
-    _validate(source, source_path, target, target_path, metrics)
+    source, target = _read_layer(source_path, layer), _read_layer(target_path, layer)
+    _validate(source, source_path, target, target_path, metrics, allow_mixed)
 
     x, y = source.features, target.features
-    kid_indices = None
+    kid_indices = kid_method = None
     if "kid" in metrics:
-        # One set of subsets serves raw and L2-normalised features alike.
-        kid_indices = m.kid_subset_indices(len(x), len(y), kid_subsets, kid_subset_size, seed)
+        kid_method, kid_indices = _kid_plan(len(x), len(y), kid_subsets, kid_subset_size, seed)
+    whole_sets = kid_method == KID_WHOLE_SETS  # then no subsets: one estimate, 1 "subset"
     result: dict = {}
     for block in NORMALIZE_MODES[normalize]:
         a, b = (x, y) if block == "raw" else (m.l2_normalize(x), m.l2_normalize(y))
@@ -120,20 +133,63 @@ def compute_metrics(
         metrics=list(metrics),
         normalize=normalize,
         seed=seed,
-        kid_subsets=kid_subsets,
-        kid_subset_size=min(kid_subset_size, len(x), len(y)),
+        kid_method=kid_method,
+        kid_subsets=1 if whole_sets else kid_subsets,
+        kid_subset_size=None if whole_sets else min(kid_subset_size, len(x), len(y)),
         k_precision_recall=K_PR,
         k_density_coverage=K_DC,
         extractor=_shared(source, target, "extractor"),
-        feature_layer=_shared(source, target, "feature_layer"),
+        feature_layer=_shared(source, target, "feature_layer") if layer == POOL else LOGITS,
+        layer=layer,
         preprocess=_shared(source, target, "preprocess"),
-        weights=_combined_weights(_weights(source), _weights(target)),
+        weights=_combined_weights(source, target),
+        allow_mixed=allow_mixed,
         package_versions=package_versions(),
     )
     return result
 
 
-def _validate(source, source_path, target, target_path, metrics) -> None:
+# Which array of a cache the metrics read (an instance's `layer` setting): `pool`, its
+# `features` (pool3 for Inception, the pooled or embedding layer of the others), or `logits`,
+# the classifier's outputs of the same images (classifiers cache both, so switching re-extracts
+# nothing).
+POOL, LOGITS = "pool", "logits"
+LAYERS = (POOL, LOGITS)
+
+
+def _read_layer(path: Path, layer: str) -> FeatureCache:
+    """A cache with `features` set to the array the metrics read (its logits for `logits`)."""
+    if layer not in LAYERS:
+        raise ValueError(f"layer must be one of {', '.join(LAYERS)}, got {layer!r}")
+    if layer == POOL:
+        return read_features(path)
+    cache = read_features(path, with_logits=True)
+    if cache.logits is None:
+        made_by = cache.attrs.get("extractor_type", cache.attrs.get("extractor", "its extractor"))
+        raise ValueError(
+            f"{path} has no 'logits' ({made_by} is not a classifier): layer logits needs an "
+            "extractor with classifier logits (inception, mobilenet_v2_imagenet, resnet50, vgg16)"
+        )
+    return dataclasses.replace(cache, features=cache.logits, logits=None)
+
+
+def _kid_plan(n_x: int, n_y: int, subsets: int, subset_size: int, seed: int) -> tuple:
+    """(kid_method, kid_indices) for `feature_metrics`. One set of subsets serves raw and
+    L2-normalised features alike. When neither set is larger than the subset size, every
+    subset would hold the whole sets and the estimates would agree (a std of ~1e-16 that
+    means nothing): one estimate on the whole sets instead, with a warning in the log."""
+    if not m.kid_uses_whole_sets(n_x, n_y, subset_size):
+        return KID_SUBSETS, m.kid_subset_indices(n_x, n_y, subsets, subset_size, seed)
+    warnings.warn(
+        f"KID: neither set ({n_x} source, {n_y} target samples) is larger than the subset "
+        f"size {subset_size}, so subsets would all hold the whole sets; KID is one unbiased "
+        "estimate on the whole sets and kid_std is not defined (null)",
+        stacklevel=3,
+    )
+    return KID_WHOLE_SETS, KID_WHOLE_SETS
+
+
+def _validate(source, source_path, target, target_path, metrics, allow_mixed=False) -> None:
     for cache, path, side in ((source, source_path, 0), (target, target_path, 1)):
         features = cache.features
         if features.shape[1] == 0:
@@ -156,12 +212,53 @@ def _validate(source, source_path, target, target_path, metrics) -> None:
             f"feature dimensions differ: {source_path} has {source.features.shape[1]}, "
             f"{target_path} has {target.features.shape[1]}"
         )
-    made_by = source.attrs.get("extractor"), target.attrs.get("extractor")
+    # The network (extractor type) must be the same; two instances of one type differ in
+    # preprocessing or weights, which the settings check below reports (or allow_mixed allows).
+    made_by = tuple(
+        side.attrs.get("extractor_type", side.attrs.get("extractor")) for side in (source, target)
+    )
     if None not in made_by and made_by[0] != made_by[1]:
         raise ValueError(
             f"caches come from different extractors: {source_path} from {made_by[0]!r}, "
             f"{target_path} from {made_by[1]!r}; compare features of one extractor"
         )
+    conflicts = _setting_conflicts(source, source_path, target, target_path)
+    if conflicts and not allow_mixed:
+        raise ValueError(
+            "caches were made with different settings, so their numbers are not comparable:\n"
+            + "".join(f"  - {conflict}\n" for conflict in conflicts)
+            + "To compare them anyway (the result then says 'mixed' and records both sides), "
+            "pass --allow-mixed to compute_metrics.py, allow_mixed=True to compute_metrics, "
+            "or set metrics.allow_mixed: true in the workflow config."
+        )
+
+
+def _setting_conflicts(source, source_path, target, target_path) -> list[str]:
+    """Preprocessing and weights that differ between two caches, each naming both files and
+    both settings. A setting a cache does not record (another tool's file) conflicts with none.
+    """
+    conflicts = []
+    for what, describe in (("preprocessing", _preprocess_of), ("weights", _weights_identity)):
+        ours, theirs = describe(source), describe(target)
+        if ours is not None and theirs is not None and ours != theirs:
+            conflicts.append(f"{what}: {source_path} has {ours}, {target_path} has {theirs}")
+    return conflicts
+
+
+def _preprocess_of(cache: FeatureCache) -> str | None:
+    value = cache.attrs.get("preprocess")
+    return None if value is None else f"preprocess {str(value)!r}"
+
+
+def _weights_identity(cache: FeatureCache) -> str | None:
+    """What identifies a cache's weights: the file's sha256, or random init and its seed."""
+    attrs = cache.attrs
+    if _weights(cache) == RANDOM_INIT:
+        origin = str(attrs.get("weights_origin", UNKNOWN))
+        seed = random_seed_from_origin(origin)
+        return f"random-init weights ({f'seed {seed}' if seed is not None else origin})"
+    sha256 = attrs.get("weights_sha256")
+    return None if sha256 is None else f"weights sha256 {sha256}"
 
 
 def _weights(cache: FeatureCache) -> str:
@@ -171,11 +268,17 @@ def _weights(cache: FeatureCache) -> str:
     return str(attrs.get("weights", UNKNOWN))
 
 
-def _combined_weights(source: str, target: str) -> str:
-    """random-init if either side is (the numbers mean little then), pretrained if both are."""
-    if RANDOM_INIT in (source, target):
+def _combined_weights(source: FeatureCache, target: FeatureCache) -> str:
+    """random-init if either side is (the numbers mean little then); pretrained if both are
+    and their files are the same (or not recorded); mixed for two different pretrained files."""
+    labels = _weights(source), _weights(target)
+    if RANDOM_INIT in labels:
         return RANDOM_INIT
-    return "pretrained" if source == target == "pretrained" else UNKNOWN
+    if labels != ("pretrained", "pretrained"):
+        return UNKNOWN
+    identities = _weights_identity(source), _weights_identity(target)
+    differ = None not in identities and identities[0] != identities[1]
+    return "mixed" if differ else "pretrained"
 
 
 def _shared(source: FeatureCache, target: FeatureCache, key: str) -> str:
@@ -195,4 +298,5 @@ def _provenance(cache: FeatureCache, path: Path, name: str | None, side: str) ->
         f"{side}_preprocess": str(attrs.get("preprocess", UNKNOWN)),
         f"{side}_weights": _weights(cache),
         f"{side}_weights_sha256": str(attrs.get("weights_sha256", UNKNOWN)),
+        f"{side}_weights_origin": str(attrs.get("weights_origin", UNKNOWN)),
     }

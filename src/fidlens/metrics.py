@@ -10,6 +10,7 @@ Conventions: `fake` / `x` / source is the generated set, `real` / `y` / target t
 from __future__ import annotations
 
 import math
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -71,22 +72,87 @@ def feature_statistics(x) -> tuple[np.ndarray, np.ndarray]:
     return mu, (sigma + sigma.T) / 2  # exactly symmetric, whatever the BLAS did
 
 
+# Statistics from other tools are often stored in float32: symmetry and positive
+# semi-definiteness are required to this precision, relative to the largest eigenvalue.
+STATISTICS_RTOL = 1e-6
+
+
+def check_statistics(mu, sigma, name: str = "statistics") -> tuple[np.ndarray, np.ndarray]:
+    """Validate a mean (D,) and covariance (D x D) that come from outside this package's own
+    computation (a user's arrays, another tool's statistics file) and return them as float64,
+    the covariance exactly symmetrised.
+
+    Required: finite values, shapes that agree, sigma symmetric and positive semi-definite
+    within STATISTICS_RTOL x its largest eigenvalue (pytorch-fid refuses such input too).
+    Raises ValueError naming `name` and the offending value.
+    """
+    mu, sigma = np.asarray(mu, np.float64), np.asarray(sigma, np.float64)
+    if mu.ndim != 1:
+        raise ValueError(f"{name}: the mean must be a vector, got shape {mu.shape}")
+    dim = len(mu)
+    if sigma.shape != (dim, dim):
+        raise ValueError(f"{name}: the covariance must be {dim} x {dim}, got {sigma.shape}")
+    for what, value in (("mean", mu), ("covariance", sigma)):
+        bad = int(np.count_nonzero(~np.isfinite(value)))
+        if bad:
+            raise ValueError(f"{name}: the {what} has {bad} NaN or Inf values")
+    scale = float(np.abs(np.diagonal(sigma)).max(initial=0.0))
+    asymmetry = float(np.abs(sigma - sigma.T).max(initial=0.0))
+    if asymmetry > STATISTICS_RTOL * max(scale, np.finfo(np.float64).tiny):
+        raise ValueError(
+            f"{name}: the covariance is not symmetric (max |sigma - sigma^T| = {asymmetry:.3g} "
+            f"against a largest variance of {scale:.3g})"
+        )
+    sigma = (sigma + sigma.T) / 2
+    # A Cholesky of sigma + tol I succeeds exactly when no eigenvalue is below -tol; the
+    # eigenvalues are computed only to name the offending one.
+    shift = STATISTICS_RTOL * max(float(np.trace(np.abs(sigma))), np.finfo(np.float64).tiny)
+    _, info = torch.linalg.cholesky_ex(torch.from_numpy(sigma + shift * np.eye(dim)))
+    if int(info) != 0:
+        eigenvalues = np.linalg.eigvalsh(sigma)
+        raise ValueError(
+            f"{name}: the covariance is not positive semi-definite: eigenvalue "
+            f"{eigenvalues[0]:.6g} against a largest of {eigenvalues[-1]:.6g} (tolerance "
+            f"{STATISTICS_RTOL:g} relative); a covariance cannot have negative eigenvalues"
+        )
+    return mu, sigma
+
+
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2):
-    |mu1 - mu2|^2 + tr(sigma1) + tr(sigma2) - 2 tr sqrt(sigma1 sigma2)."""
-    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
-    sigma1, sigma2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
-    dim = mu1.shape[0]
-    if mu1.shape != (dim,) or mu2.shape != (dim,):
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2) (Dowson & Landau 1982;
+    FID, Heusel et al. 2017): |mu1 - mu2|^2 + tr(sigma1) + tr(sigma2) - 2 tr sqrt(sigma1 sigma2).
+
+    Both statistics are validated by `check_statistics` (they may come from anywhere).
+    Raises ValueError for invalid statistics or differing dimensions.
+    """
+    mu1, sigma1 = check_statistics(mu1, sigma1, "mu1/sigma1")
+    mu2, sigma2 = check_statistics(mu2, sigma2, "mu2/sigma2")
+    if len(mu1) != len(mu2):
         raise ValueError(f"means must be vectors of the same length, got {mu1.shape}, {mu2.shape}")
-    if sigma1.shape != (dim, dim) or sigma2.shape != (dim, dim):
-        raise ValueError(f"covariances must be {dim} x {dim}, got {sigma1.shape}, {sigma2.shape}")
-    for name, value in (("mu1", mu1), ("mu2", mu2), ("sigma1", sigma1), ("sigma2", sigma2)):
-        if not np.isfinite(value).all():
-            raise ValueError(f"{name} has NaN or Inf values")
+    return _frechet_distance(mu1, sigma1, mu2, sigma2)
+
+
+def _frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """The formula on float64 statistics known to be valid (computed here, or checked)."""
     diff = mu1 - mu2
     tr_sqrt = trace_sqrt_product(sigma1, sigma2)
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * tr_sqrt)
+    traces = float(np.trace(sigma1) + np.trace(sigma2))
+    return _nonnegative_fid(float(diff @ diff) + traces - 2.0 * tr_sqrt, traces)
+
+
+def _nonnegative_fid(value: float, traces: float) -> float:
+    """FID is a squared distance: a negative value can only be rounding (equal
+    distributions), and is then reported as such; anything beyond rounding is a bug."""
+    if value >= 0:
+        return value
+    if -value <= 1e-9 * max(traces, 1.0):
+        warnings.warn(
+            f"FID = {value:.3g} is below 0 by rounding only: the two statistics are equal to "
+            "working precision (FID 0)",
+            stacklevel=3,
+        )
+        return value
+    raise ValueError(f"FID = {value:.6g} < 0 beyond rounding (traces {traces:.6g})")
 
 
 def trace_sqrt_product(sigma1, sigma2) -> float:
@@ -164,7 +230,7 @@ def fid_from_features(x, y) -> float:
     _same_dim(x, y)
     dim = x.shape[1]
     if min(len(x), len(y)) - 1 >= dim:
-        return frechet_distance(*feature_statistics(x), *feature_statistics(y))
+        return _frechet_distance(*feature_statistics(x), *feature_statistics(y))
     mu_x, mu_y = x.mean(axis=0), y.mean(axis=0)
     xc, yc = x - mu_x, y - mu_y
     fx = torch.from_numpy(xc.T / math.sqrt(len(x) - 1))
@@ -173,7 +239,8 @@ def fid_from_features(x, y) -> float:
     diff = mu_x - mu_y
     trace_x = float((xc * xc).sum()) / (len(x) - 1)
     trace_y = float((yc * yc).sum()) / (len(y) - 1)
-    return float(diff @ diff + trace_x + trace_y - 2.0 * tr_sqrt)
+    return _nonnegative_fid(float(diff @ diff) + trace_x + trace_y - 2.0 * tr_sqrt,
+                            trace_x + trace_y)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,13 +274,14 @@ def polynomial_kernel(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def mmd2_unbiased(k_xx: torch.Tensor, k_yy: torch.Tensor, k_xy: torch.Tensor) -> float:
-    """Unbiased MMD^2 from kernel matrices of two equally sized samples (diagonals of the
-    within-set matrices left out)."""
-    m = k_xx.shape[0]
-    within = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / (
-        m * (m - 1)
-    )
-    return float(within - 2.0 * k_xy.sum() / (m * m))
+    """Unbiased MMD^2 (Gretton et al. 2012, JMLR 13, Lemma 6) from the kernel matrices of
+    samples of sizes m and n, which may differ (k_xx: m x m, k_yy: n x n, k_xy: m x n):
+    sum_{i != j} k(x_i, x_j) / (m (m - 1)) + sum_{i != j} k(y_i, y_j) / (n (n - 1))
+    - 2 sum_{i, j} k(x_i, y_j) / (m n)."""
+    m, n = k_xx.shape[0], k_yy.shape[0]
+    within_x = (k_xx.sum() - k_xx.diagonal().sum()) / (m * (m - 1))
+    within_y = (k_yy.sum() - k_yy.diagonal().sum()) / (n * (n - 1))
+    return float(within_x + within_y - 2.0 * k_xy.sum() / (m * n))
 
 
 def _subset_mmd2(xs: torch.Tensor, ys: torch.Tensor) -> float:
@@ -246,31 +314,73 @@ def kid(x, y, indices: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
     return float(values.mean()), float(values.std())
 
 
+def kid_uses_whole_sets(n_x: int, n_y: int, subset_size: int) -> bool:
+    """True when neither set is larger than the subset size. Subsets of min(subset_size, n_x,
+    n_y) rows then hold (nearly) the whole sets, so their estimates (nearly) agree and their
+    spread says nothing about KID's uncertainty: KID is then one estimate on the whole sets
+    (`kid_whole_sets`), with no standard deviation."""
+    return int(n_x) <= int(subset_size) and int(n_y) <= int(subset_size)
+
+
+def kid_whole_sets(x, y, block: int = 4096) -> float:
+    """KID as one unbiased MMD^2 estimate with the polynomial kernel of KID (Bińkowski et al.
+    2018, §4) on all of x (m x D) and y (n x D), m and n may differ (`mmd2_unbiased`).
+    Kernel sums in blocks of `block` rows: memory O(block^2), float64."""
+    x, y = _matrix(x, "x", min_rows=2), _matrix(y, "y", min_rows=2)
+    _same_dim(x, y)
+    tx, ty = torch.from_numpy(x), torch.from_numpy(y)
+    m, n = len(x), len(y)
+    within_x = _kernel_sum(tx, tx, block, off_diagonal=True) / (m * (m - 1))
+    within_y = _kernel_sum(ty, ty, block, off_diagonal=True) / (n * (n - 1))
+    return float(within_x + within_y - 2.0 * _kernel_sum(tx, ty, block) / (m * n))
+
+
+def _kernel_sum(a: torch.Tensor, b: torch.Tensor, block: int, off_diagonal=False) -> float:
+    """sum_{i, j} k(a_i, b_j) over blocks of rows; `off_diagonal` (a is b): i != j only."""
+    total = 0.0
+    for i in range(0, len(a), block):
+        for j in range(0, len(b), block):
+            kernel = polynomial_kernel(a[i : i + block], b[j : j + block])
+            total += float(kernel.sum())
+            if off_diagonal and i == j:
+                total -= float(kernel.diagonal().sum())
+    return total
+
+
 # ---------------------------------------------------------------------------------------------
 # Precision / recall (Kynkäänniemi et al. 2019) and density / coverage (Naeem et al. 2020)
 # ---------------------------------------------------------------------------------------------
 #
-# All four need k-th nearest-neighbour radii within each set and the real x fake distances;
-# only pairs closer than some radius matter. Blocks of pairs (memory stays bounded) go through
-# three tiers, each exact in what it decides:
+# All four need each point's distance to its k-th nearest other point in its own set (the
+# radius of its k-NN ball) and, for real x fake pairs, whether the distance is within a radius.
+# Membership: d <= radius for precision and recall (Kynkäänniemi et al. 2019, as torch-fidelity
+# counts), d < radius for density and coverage (as Naeem et al.'s own `prdc` code counts).
 #
-# 1. Lower bound (D >= 512): with Q an orthonormal basis of the D/8 main directions and
-#    w = [Q^T x, |x - Q Q^T x|], |w_i - w_j| <= |x_i - x_j| exactly. One cheap product gives it
-#    for a whole block; pairs whose bound already exceeds every radius they could fall in are
-#    dropped. On features with a decaying spectrum almost all pairs go here.
-# 2. Few pairs left: exact float64 distances sum((x - y)^2), pair by pair.
-# 3. Many left: float32 distances for the block from one product [x, |x|^2, 1].[-2y, 1, |y|^2].
-#    float32 halves the time of float64 but the expansion loses accuracy (worst case about
-#    2 D u (|x|^2 + |y|^2), u = 2^-24), so its values only sort pairs out: any pair within that
-#    bound of a radius is recomputed exactly in float64, and radii are taken from exact values
-#    of every neighbour that could be the k-th.
+# The results equal an exact float64 computation of every distance from differences, ties and
+# duplicates included, and memory is bounded by the block size. float32 products only bound
+# distances:
 #
-# The results therefore equal an exact float64 computation (ties included). Centring on the
-# real mean keeps |x|^2 and so the bound small; scaling by a power of two (exact) keeps float32
-# clear of overflow.
+# 1. Each set is cut into blocks of nearby points (`_coherent_blocks`). One float32 product per
+#    block pair, of the points centred on the row block's own centre c, gives for every pair a
+#    value v with  d^2 - w <= v <= d^2,  w = width * (|x - c|^2 + |y - c|^2)  (`_Bounds`). The
+#    width is relative to the distances from the local centre, so it stays far below the
+#    distances within a tight cluster or a mode-collapsed set wherever that lies (centred on the
+#    data's mean instead, it can exceed them all, and every pair would need an exact check).
+# 2. k-NN radii (`_knn_sq_radii`): a point's m = k + CANDIDATE_MARGIN pairs with the smallest v
+#    are its candidates; their exact distances give T, the k-th smallest, which is >= the
+#    radius. Every other pair has d^2 >= v >= V, the m-th smallest v, so the radius is T when
+#    V >= T (or T = 0). For the few other points every pair with v < T is computed exactly, one
+#    block pair at a time (`_second_look`).
+# 3. real x fake (`_cross_counts`): per block pair, the pairs with v up to some radius are
+#    decided by v <= d^2 <= v + w, the few within w of a radius by exact distances.
+#
+# Within-set pairs are computed once for both of their points (symmetry).
 
-MIN_PROJECTED_DIM = 512  # below this the plain float32 products are cheap enough
-_DENSE_FRACTION = 0.02  # above this share of surviving pairs a block is computed in full
+CANDIDATE_MARGIN = 12  # candidates per point beyond k: more settle more points at first sight
+N_PIVOTS = 32  # far-apart points that sort the rows into blocks of nearby points
+MIN_GROUP = 64  # smaller groups of nearby points join the nearest bigger one
+SMALL_WORK = 2**30  # multiply-adds below which one thread is faster than several
+_TINY32 = 2.0**-149  # smallest positive float32 (subnormal)
 
 
 @contextmanager
@@ -284,126 +394,41 @@ def _ieee_float32_matmul():
         torch.set_float32_matmul_precision(previous)
 
 
-def _error_factor(columns: int) -> float:
-    """Worst case |approx - exact| <= factor * (|x|^2 + |y|^2) for the augmented float32
-    product over `columns` feature columns: a sum of columns + 2 terms whose magnitudes add up
-    to at most 2 (|x|^2 + |y|^2) (2 gamma_{columns+2}), the float32 rounding of inputs and
-    norms (3u), and float64 centring, projection and re-checks (far below 8u)."""
-    return (2.5 * (columns + 2) + 8) * _U32
+@contextmanager
+def _threads_for(multiply_adds: float):
+    """One thread for small problems: on a busy machine a parallel product of small blocks
+    can wait a scheduler tick for its second thread, far longer than the product takes."""
+    previous = torch.get_num_threads()
+    if multiply_adds < SMALL_WORK and previous > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
-def _augmented(values: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """[v, |v|^2, 1] in float32 and |v|^2 in float64 for float64 rows v."""
-    sq_norms = np.einsum("ij,ij->i", values, values)
-    out = np.empty((len(values), values.shape[1] + 2), dtype=np.float32)
-    out[:, :-2] = values
-    out[:, -2] = sq_norms
-    out[:, -1] = 1.0
-    return torch.from_numpy(out), torch.from_numpy(sq_norms)
+class _Bounds:
+    """Error bounds of one float32 product per pair (D columns of features).
 
+    v = [x', a_x, 1] . [-2 y', 1, a_y] over D + 2 columns, where x', y' are the scaled centred
+    rows rounded to float32 (relative error u = 2^-24 per entry), n_x = fl32(|x'|^2) (error
+    <= D u |x'|^2) and a_x = fl32(alpha n_x), alpha = fl32(1 - f), so v = d^2 - (1 - alpha) P + E
+    with P = n_x + n_y. First-order terms of |E| / P (Higham, Accuracy and Stability of
+    Numerical Algorithms, 2002, §3.1: a sum of n terms is off by at most gamma_n times the sum
+    of their magnitudes, here <= 2 P, in any summation order): the product 2 (D + 2) u, the
+    norms D u, the rounding of x', y' and a_x 5 u, and the float64 rounding of the reference
+    distance (2 D 2^-53 < u): (3 D + 10) u. f = (4 (D + 2) + 40) u leaves room for the
+    higher-order terms (D u << 1), so  v <= d^2 <= v + 2 (1 - alpha) P.  Underflow to float32
+    subnormals adds at most 2^-150 per operation: `slack`, in absolute terms (scaled units)."""
 
-def _right(left: torch.Tensor) -> torch.Tensor:
-    """[-2v, 1, |v|^2] from [v, |v|^2, 1] (built per block to save memory)."""
-    return torch.cat([-2.0 * left[:, :-2], left[:, -1:], left[:, -2:-1]], dim=1)
+    def __init__(self, dim: int):
+        self.alpha = float(np.float32(1.0 - (4 * (dim + 2) + 40) * _U32))
+        self.width = 2.0 * (1.0 - self.alpha) * (1.0 + 2.0**-20)  # + float64 rounding of w
+        self.slack = (8 * dim + 64) * _TINY32
 
-
-class _PointSet:
-    """One feature set prepared for blocked squared distances (see the section comment).
-
-    Keeps the caller's array (float32 or float64, not copied) for exact re-checks; distances
-    are in units scaled by a power of two, so they are the input's times scale^2 exactly.
-    """
-
-    def __init__(self, values, centre, scale, basis: np.ndarray | None, chunk: int = 4096):
-        self.array = values
-        self.scale_sq = scale * scale
-        self.projected = basis is not None
-        n, dim = values.shape
-        self.left = torch.empty((n, dim + 2), dtype=torch.float32)
-        self.sq_norms = torch.empty(n, dtype=torch.float64)
-        if self.projected:
-            basis = torch.from_numpy(basis)
-            self.lb_left = torch.empty((n, basis.shape[1] + 3), dtype=torch.float32)
-            self.lb_norms = torch.empty(n, dtype=torch.float64)
-        for start in range(0, n, chunk):  # in chunks: no full float64 copy of the features
-            rows = slice(start, start + chunk)
-            centred = (values[rows].astype(np.float64) - centre) * scale
-            self.left[rows], self.sq_norms[rows] = _augmented(centred)
-            if self.projected:
-                # The residual from its own product (not |v|^2 - |Q^T v|^2, which cancels).
-                centred = torch.from_numpy(centred)
-                coords = centred @ basis
-                residual = torch.linalg.vector_norm(centred - coords @ basis.T, dim=1)
-                self.lb_left[rows], self.lb_norms[rows] = _augmented(
-                    torch.cat([coords, residual[:, None]], dim=1).numpy()
-                )
-
-    def __len__(self) -> int:
-        return len(self.array)
-
-    def exact_sq_distances(self, other: _PointSet, ia, ib, chunk: int = 128) -> torch.Tensor:
-        """sum((self[ia] - other[ib])^2) pair by pair in float64.
-
-        numpy in cache-sized chunks, pairs in row order, one thread per core (numpy releases
-        the GIL here): steadier than many small torch ops on a busy machine, and the fastest
-        variant measured here."""
-        ia, ib = np.asarray(ia), np.asarray(ib)
-        order = np.lexsort((ib, ia))
-        ia, ib = ia[order], ib[order]
-        out = np.empty(len(ia))
-
-        def work(span: range) -> None:
-            diff = np.empty((chunk, self.array.shape[1]))
-            for start in span:
-                stop = min(start + chunk, len(ia))
-                part = diff[: stop - start]
-                np.subtract(
-                    self.array[ia[start:stop]],
-                    other.array[ib[start:stop]],
-                    out=part,
-                    dtype=np.float64,
-                )
-                out[start:stop] = np.einsum("ij,ij->i", part, part)
-
-        starts = range(0, len(ia), chunk)
-        workers = min(torch.get_num_threads(), len(starts))
-        if workers > 1:  # a fresh pool each time: cheap, and safe across fork()
-            with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(work, [starts[w::workers] for w in range(workers)]))
-        else:
-            work(starts)
-        result = np.empty_like(out)
-        result[order] = out * self.scale_sq  # times a power of two: exact
-        return torch.from_numpy(result)
-
-
-def _prepare(*sets: np.ndarray, projection_dim: int | None) -> list[_PointSet]:
-    centre = sets[-1].mean(axis=0, dtype=np.float64)  # any common point works; the real mean
-    # keeps norms (and so the float32 error bound) small
-    largest = max(
-        float(np.abs(bound - centre).max()) for s in sets for bound in (s.min(0), s.max(0))
-    )
-    scale = 2.0 ** -math.ceil(math.log2(largest)) if largest > 0 else 1.0
-    dim = sets[0].shape[1]
-    if projection_dim is None:
-        projection_dim = dim // 8 if dim >= MIN_PROJECTED_DIM else 0
-    basis = _main_directions(sets, centre, projection_dim) if 0 < projection_dim < dim else None
-    return [_PointSet(s, centre, scale, basis) for s in sets]
-
-
-def _main_directions(sets, centre, count: int, sample: int = 4096, seed: int = 0) -> np.ndarray:
-    """An orthonormal D x count basis near the top principal directions (randomised range
-    finder on a sample). Only speed depends on how good it is; orthonormality is exact to
-    float64 rounding (Householder QR), which is what the lower bound needs."""
-    rng = np.random.default_rng(seed)
-    rows = [np.sort(rng.choice(len(s), min(len(s), sample // len(sets)), replace=False))
-            for s in sets]  # fmt: skip
-    centred = torch.from_numpy(
-        np.concatenate([s[r] for s, r in zip(sets, rows, strict=True)]) - centre.astype(np.float32)
-    ).float()
-    probe = torch.from_numpy(rng.standard_normal((centred.shape[1], count), dtype=np.float32))
-    range_ = centred.T @ (centred @ probe)  # one power iteration sharpens the top directions
-    return torch.linalg.qr(range_.double()).Q.numpy()
+    def limits(self, sq_radii: torch.Tensor) -> torch.Tensor:
+        """float32 values v may not exceed for d^2 <= sq_radii to be possible (rounded up)."""
+        return _round_up32(sq_radii + self.slack)
 
 
 def _round_up32(values: torch.Tensor) -> torch.Tensor:
@@ -412,199 +437,296 @@ def _round_up32(values: torch.Tensor) -> torch.Tensor:
     return torch.nextafter(v, torch.full_like(v, math.inf))
 
 
-def _blocks(n: int, size: int) -> list[slice]:
-    """Contiguous blocks of about `size` rows, none smaller than min(size, n)."""
-    count = max(1, n // size)
-    edges = np.linspace(0, n, count + 1).round().astype(int)
-    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+class _PointSet:
+    """One feature set for blocked distance bounds.
+
+    Keeps the caller's array (N x D, float32 or float64, not copied) for exact distances and
+    splits its rows into blocks of nearby points (`_coherent_blocks`), each with a centre that
+    is representable in float32 (kept as float64), so that x - c rounds once in either
+    precision. Distances are in units scaled by a power of two (exact): `scale`.
+    """
+
+    def __init__(self, values: np.ndarray, scale: float, block_size: int):
+        self.array = values
+        with warnings.catch_warnings():  # read-only input: it is only read
+            warnings.simplefilter("ignore", UserWarning)
+            self.tensor = torch.from_numpy(values)
+        self.scale = scale
+        self.scale_sq = scale * scale
+        self.blocks, self.centres = _coherent_blocks(self.tensor, scale, block_size)
+        self.bounds = _Bounds(values.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def operand(self, index: torch.Tensor, centre: torch.Tensor, side: str):
+        """One side of the product for the rows `index` centred on `centre` (float64, D):
+        [x', a_x, 1] (side "left") or [-2 x', 1, a_x] ("right"), n x (D + 2) float32, with
+        x' = fl32(scale (x - centre)), and n_x = fl32(|x'|^2) (n)."""
+        dim, bounds = self.array.shape[1], self.bounds
+        out = torch.empty((len(index), dim + 2), dtype=torch.float32)
+        body = out[:, :dim]
+        rows = torch.index_select(self.tensor, 0, index)
+        if rows.dtype == torch.float32 and self.scale == 1.0:
+            torch.sub(rows, centre.to(torch.float32), out=body)  # c is a float32 number
+        else:  # float64, scaled before rounding (float32 range, subnormals)
+            body.copy_(rows.double().sub_(centre).mul_(self.scale))
+        if side == "right":
+            body.mul_(-2.0)  # exact
+        norms = (body * body).sum(1)
+        if side == "right":
+            norms /= 4.0  # (-2 x')^2 summed: exactly 4 times the sum for x'
+        out[:, -2:] = 1.0
+        out[:, -2 if side == "left" else -1] = norms * bounds.alpha
+        return out, norms
 
 
-class _BoundUse:
-    """Stops computing lower bounds in a pass where they keep failing to thin blocks out
-    (features without dominant directions): they would only add their cost."""
-
-    def __init__(self):
-        self.tried = self.failed = 0
-
-    @property
-    def worth_it(self) -> bool:
-        return self.tried < 4 or self.failed < 0.75 * self.tried
-
-    def record(self, thinned_out: bool) -> None:
-        self.tried += 1
-        self.failed += not thinned_out
+def _prepare(*sets: np.ndarray, block_size: int) -> list[_PointSet]:
+    """Point sets sharing one scale: a power of two that brings the largest coordinate
+    difference from the last set's mean to at most 1 when it is far from that (float32 range
+    and subnormals), else 1."""
+    centre = sets[-1].mean(axis=0, dtype=np.float64)
+    largest = max(
+        float(np.abs(bound - centre).max()) for s in sets for bound in (s.min(0), s.max(0))
+    )
+    scale = 1.0
+    if largest > 0 and not 2.0**-30 <= largest <= 2.0**30:
+        scale = 2.0 ** -math.ceil(math.log2(largest))
+    return [_PointSet(s, scale, max(1, int(block_size))) for s in sets]
 
 
-def _block_pairs(
-    a: _PointSet,
-    b: _PointSet,
-    rows: slice,
-    cols: slice,
-    row_limit,
-    col_limit,
-    diagonal=False,
-    bounds: _BoundUse | None = None,
-):
-    """Pairs of a[rows] x b[cols] whose squared distance may be <= row_limit[i] or
-    <= col_limit[j] (limits in float64; col_limit may be None). Returns global indices, the
-    value and its error bound (0: exact), dropping every pair that surely exceeds both.
-    `diagonal`: rows and cols are the same points; pairs of a point with itself are left out."""
-    limit_r = row_limit[rows]
-    limit_c = col_limit[cols] if col_limit is not None else None
+def _coherent_blocks(
+    tensor: torch.Tensor,
+    scale: float,
+    block_size: int,
+    pivots: int = N_PIVOTS,
+    sample: int = 4096,
+    seed: int = 0,
+    chunk: int = 4096,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Row indices (int64) in blocks of at most `block_size` nearby points, and a centre for
+    each block (float64, D, representable in float32).
 
-    def within(block, factor, norms_a, norms_b, slack=0.0):
-        if diagonal:
-            block.fill_diagonal_(math.inf)
-        bound_r = factor * (norms_a[rows] + norms_b[cols].max()) + slack
-        mask = block <= _round_up32(limit_r + bound_r)[:, None]
-        if limit_c is not None:
-            bound_c = factor * (norms_b[cols] + norms_a[rows].max()) + slack
-            mask |= block <= _round_up32(limit_c + bound_c)[None, :]
-        return mask
+    Rows are grouped by their nearest of `pivots` far-apart points (farthest-point traversal on
+    a sample, Gonzalez 1985, which gives every well-separated cluster a pivot of its own), then
+    merged (`_merged_groups`); groups larger than `block_size` are split. Only the speed
+    depends on this (float32 arithmetic is fine here): tight clusters get blocks of their own,
+    whose centres keep the bounds of their pairs narrow.
+    """
+    n, dim = tensor.shape
+    rng = np.random.default_rng(seed)
+    picked = torch.from_numpy(np.sort(rng.choice(n, min(n, sample), replace=False)))
+    origin = tensor[picked].double().mean(0).float().double()  # a float32 number
 
-    if a.projected and (bounds is None or bounds.worth_it):
-        lower = a.lb_left[rows] @ _right(b.lb_left[cols]).T
-        factor = _error_factor(a.lb_left.shape[1] - 2)
-        # The float64 projection and residual are off by far less than this slack.
-        slack = 1e-8 * float(max(a.lb_norms.max(), b.lb_norms.max()))
-        mask = within(lower, factor, a.lb_norms, b.lb_norms, slack)
-        thinned_out = torch.count_nonzero(mask) <= _DENSE_FRACTION * mask.numel()
-        if bounds is not None:
-            bounds.record(thinned_out)
-        if thinned_out:
-            ii, jj = mask.nonzero(as_tuple=True)
-            ii, jj = ii + rows.start, jj + cols.start
-            exact = a.exact_sq_distances(b, ii, jj)
-            keep = exact <= row_limit[ii]
-            if col_limit is not None:
-                keep |= exact <= col_limit[jj]
-            return ii[keep], jj[keep], exact[keep], torch.zeros(int(keep.sum()), dtype=exact.dtype)
-    approx = a.left[rows] @ _right(b.left[cols]).T
-    factor = _error_factor(a.left.shape[1] - 2)
-    ii, jj = within(approx, factor, a.sq_norms, b.sq_norms).nonzero(as_tuple=True)
-    values = approx[ii, jj].double()
-    ii, jj = ii + rows.start, jj + cols.start
-    errors = factor * (a.sq_norms[ii] + b.sq_norms[jj])
-    keep = values - errors <= row_limit[ii]
-    if col_limit is not None:
-        keep |= values - errors <= col_limit[jj]
-    return ii[keep], jj[keep], values[keep], errors[keep]
+    def scaled(rows: torch.Tensor) -> torch.Tensor:
+        if rows.dtype == torch.float32 and scale == 1.0:
+            return rows - origin.float()
+        return ((rows.double() - origin) * scale).float()
+
+    ref = scaled(tensor[picked])
+    ref_sq = (ref * ref).sum(1)
+
+    def sq_distances(point: torch.Tensor) -> torch.Tensor:
+        return (ref_sq - 2.0 * (ref @ point) + point @ point).clamp_min(0.0)
+
+    chosen, nearest = [0], sq_distances(ref[0])
+    while len(chosen) < pivots:
+        far = int(nearest.argmax())
+        if float(nearest[far]) <= 0.0:
+            break
+        chosen.append(far)
+        nearest = torch.minimum(nearest, sq_distances(ref[far]))
+    pivot_rows = ref[chosen]
+    pivot_sq = (pivot_rows * pivot_rows).sum(1)
+    # Sums of the offsets from each row's pivot give its group's mean and mean squared
+    # distance to the mean, without cancellation when the group is tight and far out.
+    labels = torch.empty(n, dtype=torch.int64)
+    sums = torch.zeros((len(chosen), dim), dtype=torch.float64)
+    squares = torch.zeros(len(chosen), dtype=torch.float64)
+    for start in range(0, n, chunk):
+        rows = scaled(tensor[start : start + chunk])
+        part = (pivot_sq - 2.0 * rows @ pivot_rows.T).argmin(1)
+        labels[start : start + chunk] = part
+        offsets = rows.sub_(pivot_rows[part])
+        members = torch.zeros((len(chosen), len(rows)), dtype=torch.float32)
+        members[part, torch.arange(len(rows))] = 1.0
+        sums += (members @ offsets).double()
+        squares.index_add_(0, part, (offsets * offsets).sum(1).double())
+    sizes = torch.bincount(labels, minlength=len(chosen)).tolist()
+    counts = torch.tensor(sizes, dtype=torch.float64).clamp_min(1)
+    offset_means = sums / counts[:, None]
+    means = pivot_rows.double() + offset_means
+    spreads = squares / counts - (offset_means * offset_means).sum(1)
+    groups = [
+        (index, means[g], max(float(spreads[g]), 0.0))
+        for g, index in enumerate(torch.split(torch.argsort(labels, stable=True), sizes))
+        if len(index)
+    ]
+    blocks, centres = [], []
+    min_group = min(MIN_GROUP, max(2, n // (4 * pivots)))
+    for index, core in _merged_groups(groups, block_size, min_group):
+        centre = (origin + core / scale).float().double()  # a float32 number
+        for part in torch.tensor_split(index, -(-len(index) // block_size)):
+            blocks.append(part.sort().values)
+            centres.append(centre)
+    return blocks, centres
 
 
-def _knn_sq_radii(points: _PointSet, ks: tuple[int, ...], block_size: int) -> dict:
-    """Exact squared distance to the k-th nearest other point, for each k in `ks`.
+def _merged_groups(groups: list[tuple], block_size: int, min_group: int):
+    """Groups (indices, mean, mean squared distance to the mean) merged into blocks; yields
+    (indices, centre) per block (larger than `block_size` only when one group is).
 
-    Keeps, per point, the kmax smallest upper bounds (value + error) seen so far: their
-    largest bounds the radius from above, so pairs beyond it are never needed. Every pair that
-    can be within the final radius is collected, with its value and error, for `_kth`."""
+    A group smaller than `min_group` joins the big group with the nearest mean, as it is and
+    leaving that group's mean as the centre; big groups then merge, up to `block_size` rows,
+    into the block whose core (its big groups) they are most compatible with, if the merged
+    core spreads out by at most a factor of 2 over the smaller of the two."""
+    big = [g for g in groups if len(g[0]) >= min_group] or [max(groups, key=lambda g: len(g[0]))]
+    means = torch.stack([g[1] for g in big])
+    members = [[g[0]] for g in big]
+    for group in groups:
+        if not any(group is g for g in big):
+            gaps = ((means - group[1]) ** 2).sum(1)
+            members[int(gaps.argmin())].append(group[0])
+    blocks = []  # [core (indices, mean, spread), member index tensors, rows]
+    for core, parts in zip(big, members, strict=True):
+        rows = sum(map(len, parts))
+        choice, spread = None, math.inf
+        for block in blocks:
+            if block[2] + rows <= block_size:
+                both = _merged(block[0], core)
+                if both[2] <= 2.0 * min(block[0][2], core[2]) and both[2] < spread:
+                    choice, spread = block, both[2]
+        if choice is None:
+            blocks.append([core, parts, rows])
+        else:
+            choice[0] = _merged(choice[0], core)
+            choice[1] = choice[1] + parts
+            choice[2] += rows
+    for core, parts, _ in blocks:
+        yield torch.cat(parts), core[1]
+
+
+def _merged(a: tuple, b: tuple) -> tuple:
+    """(indices, mean, mean squared distance to the mean) of two groups together."""
+    na, nb = len(a[0]), len(b[0])
+    n = na + nb
+    gap = a[1] - b[1]
+    spread = (na * a[2] + nb * b[2]) / n + na * nb / n**2 * float(gap @ gap)
+    return torch.cat([a[0], b[0]]), (na * a[1] + nb * b[1]) / n, spread
+
+
+def _exact_sq_distances(a: _PointSet, b: _PointSet, ia, ib, chunk: int = 128) -> torch.Tensor:
+    """sum((a[ia] - b[ib])^2) pair by pair in float64, in scaled units (float64, len(ia)).
+
+    numpy in cache-sized chunks, pairs in row order, one thread per core (numpy releases the
+    GIL here): steadier than many small torch ops on a busy machine."""
+    ia, ib = np.asarray(ia), np.asarray(ib)
+    order = np.lexsort((ib, ia))
+    ia, ib = ia[order], ib[order]
+    out = np.empty(len(ia))
+
+    def work(span: range) -> None:
+        diff = np.empty((chunk, a.array.shape[1]))
+        for start in span:
+            stop = min(start + chunk, len(ia))
+            part = diff[: stop - start]
+            left, right = a.array[ia[start:stop]], b.array[ib[start:stop]]
+            np.subtract(left, right, out=part, dtype=np.float64)
+            out[start:stop] = np.einsum("ij,ij->i", part, part)
+
+    starts = range(0, len(ia), chunk)
+    workers = min(torch.get_num_threads(), len(starts))
+    if workers > 1:  # a fresh pool each time: cheap, and safe across fork()
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(work, [starts[w::workers] for w in range(workers)]))
+    else:
+        work(starts)
+    result = np.empty_like(out)
+    result[order] = out * a.scale_sq  # times a power of two: exact
+    return torch.from_numpy(result)
+
+
+def _product(left: torch.Tensor, other: _PointSet, cols: torch.Tensor, centre: torch.Tensor):
+    """v (float32) for the rows behind `left` x other[cols], all centred on `centre`, and the
+    columns' n_y."""
+    right, norms = other.operand(cols, centre, "right")
+    return left @ right.T, norms
+
+
+def _knn_sq_radii(points: _PointSet, ks: tuple[int, ...]) -> dict[int, torch.Tensor]:
+    """Exact squared distance (scaled units, float64, N) from each point to its k-th nearest
+    other point, for each k in `ks` (section comment, step 2)."""
     n, kmax = len(points), max(ks)
+    if min(ks) < 1:
+        raise ValueError(f"k must be positive, got {min(ks)}")
     if n <= kmax:
         raise ValueError(f"k-NN radii with k = {kmax} need at least {kmax + 1} samples, got {n}")
-    blocks = _blocks(n, max(block_size, kmax + 1))
-    upper = torch.empty((n, kmax), dtype=torch.float64)
-    found: list[tuple] = []
-    bounds = _BoundUse()
-    # Each block against itself first: a first upper bound for every point.
-    for rows in blocks:
-        upper[rows] = _first_upper_bounds(points, rows, kmax)
-        ii, jj, values, errors = _block_pairs(
-            points, points, rows, rows, upper[:, -1], None, diagonal=True, bounds=bounds
-        )
-        found.append((ii, jj, values, errors))
-        # These pairs include the ones behind the first bounds: recount from them alone.
-        upper[rows] = math.inf
-        _tighten(upper, ii, values + errors)
-    # Then every pair of different blocks once, serving both of its points.
-    for a, rows in enumerate(blocks):
-        for cols in blocks[a + 1 :]:
-            ii, jj, values, errors = _block_pairs(
-                points, points, rows, cols, upper[:, -1], upper[:, -1], bounds=bounds
-            )
-            found.append((ii, jj, values, errors))
-            found.append((jj, ii, values, errors))
-            _tighten(upper, torch.cat([ii, jj]), (values + errors).repeat(2))
-        found = [_still_needed(found, upper)]  # bounds have tightened: drop what they exclude
-    return {k: _kth(points, *found[0], k, n) for k in ks}
+    m = min(n - 1, kmax + CANDIDATE_MARGIN)
+    best = torch.full((n, m), math.inf, dtype=torch.float32)
+    best_index = torch.full((n, m), -1, dtype=torch.int64)
+    for a, (rows, centre) in enumerate(zip(points.blocks, points.centres, strict=True)):
+        left, _ = points.operand(rows, centre, "left")
+        for cols in points.blocks[a:]:
+            values, _ = _product(left, points, cols, centre)
+            if cols is rows:
+                values.fill_diagonal_(math.inf)  # no pairs of a point with itself
+            _keep_smallest(best, best_index, rows, values, cols)
+            if cols is not rows:
+                _keep_smallest(best, best_index, cols, values.T.contiguous(), rows)
+    # Exact distances of the candidates, once per pair ((i, j) and (j, i) are often both).
+    owners, others = torch.arange(n).repeat_interleave(m), best_index.flatten()
+    keys = torch.minimum(owners, others) * n + torch.maximum(owners, others)
+    pairs, where = torch.unique(keys, return_inverse=True)
+    exact = _exact_sq_distances(points, points, pairs // n, pairs % n)[where]
+    exact = exact.view(n, m).sort(dim=1).values
+    sq_radii = {k: exact[:, k - 1].clone() for k in ks}
+    limit = exact[:, kmax - 1]  # >= every radius sought
+    settled = (best[:, -1].double() - points.bounds.slack >= limit) | (limit == 0)
+    unsettled = (~settled).nonzero().flatten()
+    if len(unsettled):
+        _second_look(points, unsettled, limit, sq_radii)
+    return sq_radii
 
 
-def _still_needed(found: list[tuple], upper: torch.Tensor) -> tuple:
-    rows, cols, values, errors = (torch.cat(column) for column in zip(*found, strict=True))
-    keep = values - errors <= upper[rows, -1]
-    return rows[keep], cols[keep], values[keep], errors[keep]
+def _keep_smallest(best, best_index, rows, values, cols) -> None:
+    """Merge the block `values` (len(rows) x len(cols)) into each row's m smallest so far."""
+    m = best.shape[1]
+    top, where = values.topk(min(m, values.shape[1]), dim=1, largest=False)
+    merged = torch.cat([best[rows], top], dim=1)
+    indices = torch.cat([best_index[rows], cols[where]], dim=1)
+    top, where = merged.topk(m, dim=1, largest=False)
+    best[rows] = top
+    best_index[rows] = indices.gather(1, where)
 
 
-def _first_upper_bounds(points: _PointSet, rows: slice, kmax: int) -> torch.Tensor:
-    """Upper bounds on the squared distances to the kmax nearest others, from the block of
-    `rows` alone: exact distances to the nearest few by the lower bound, or the float32
-    distances plus their error bound."""
-    if points.projected:
-        lower = points.lb_left[rows] @ _right(points.lb_left[rows]).T
-        lower.fill_diagonal_(math.inf)
-        count = min(kmax + 4, lower.shape[1] - 1)
-        nearest = lower.topk(count, dim=1, largest=False).indices + rows.start
-        own = torch.arange(rows.start, rows.stop).repeat_interleave(count)
-        exact = points.exact_sq_distances(points, own, nearest.flatten())
-        return exact.view(-1, count).sort(dim=1).values[:, :kmax]
-    approx = points.left[rows] @ _right(points.left[rows]).T
-    approx.fill_diagonal_(math.inf)
-    factor = _error_factor(points.left.shape[1] - 2)
-    row_bound = factor * (points.sq_norms[rows] + points.sq_norms[rows].max())
-    return approx.topk(kmax, dim=1, largest=False).values.double() + row_bound[:, None]
-
-
-def _sort_by_row(rows: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """Permutation ordering pairs by row, then by value."""
-    order = torch.argsort(values, stable=True)
-    return order[torch.argsort(rows[order], stable=True)]
-
-
-def _row_starts(sorted_rows: torch.Tensor, n: int) -> torch.Tensor:
-    return torch.searchsorted(sorted_rows, torch.arange(n, dtype=sorted_rows.dtype))
-
-
-def _tighten(upper: torch.Tensor, rows: torch.Tensor, bounds: torch.Tensor) -> None:
-    """Merge new upper bounds into each row's kmax smallest."""
-    if len(rows) == 0:
-        return
-    kmax = upper.shape[1]
-    order = _sort_by_row(rows, bounds)
-    rows, bounds = rows[order], bounds[order]
-    touched, counts = torch.unique_consecutive(rows, return_counts=True)
-    slot = torch.arange(len(rows)) - torch.repeat_interleave(
-        torch.cumsum(counts, 0) - counts, counts
-    )
-    keep = slot < kmax
-    fresh = torch.full((len(touched), kmax), math.inf, dtype=upper.dtype)
-    where = torch.repeat_interleave(torch.arange(len(touched)), counts)
-    fresh[where[keep], slot[keep]] = bounds[keep]
-    upper[touched] = torch.cat([upper[touched], fresh], dim=1).sort(dim=1).values[:, :kmax]
-
-
-def _kth(points, rows, cols, values, errors, k: int, n: int) -> torch.Tensor:
-    """Exact k-th smallest squared distance per row from candidate pairs with error bounds.
-
-    The candidates hold every pair that can be within the k-th distance t. With lower/upper
-    bounds l = v - e, h = v + e: t <= H (the k-th smallest h) and t >= L (the k-th smallest l);
-    pairs with h < L are surely below t (s of them), pairs with l > H surely above. So t is the
-    (k - s)-th smallest exact value among the rest, which are recomputed exactly if needed."""
-    low, high = values - errors, values + errors
-    kth_high = _kth_per_row(rows, high, k, n)
-    kth_low = _kth_per_row(rows, low, k, n)
-    below = high < kth_low[rows]
-    band = ~below & (low <= kth_high[rows])
-    surely_below = torch.bincount(rows[below], minlength=n)
-    rows, cols, values, errors = rows[band], cols[band], values[band], errors[band]
-    unsure = errors > 0
-    values = values.clone()
-    values[unsure] = points.exact_sq_distances(points, rows[unsure], cols[unsure])
-    return _kth_per_row(rows, values, k - surely_below, n)
-
-
-def _kth_per_row(rows: torch.Tensor, values: torch.Tensor, k, n: int) -> torch.Tensor:
-    """k-th smallest value in each row's group (k an int or one per row; groups big enough)."""
-    order = _sort_by_row(rows, values)
-    starts = _row_starts(rows[order], n)
-    return values[order][starts + (torch.as_tensor(k) - 1)]
+def _second_look(points: _PointSet, which, limit, sq_radii) -> None:
+    """Radii of the points `which` that their candidates did not settle: every pair with
+    v <= limit + slack (limit: the candidates' kmax-th exact value, >= every radius sought) is
+    computed exactly, one block pair at a time, keeping each row's kmax smallest values; the
+    k-th radius is the smaller of the candidates' k-th value and the k-th of these (every pair
+    left out has d^2 >= limit)."""
+    kmax = max(sq_radii)
+    wanted = torch.zeros(len(points), dtype=torch.bool)
+    wanted[which] = True
+    for rows, centre in zip(points.blocks, points.centres, strict=True):
+        mine = rows[wanted[rows]]
+        if len(mine) == 0:
+            continue
+        left, _ = points.operand(mine, centre, "left")
+        thresholds = points.bounds.limits(limit[mine])[:, None]
+        nearest = torch.full((len(mine), kmax), math.inf, dtype=torch.float64)
+        for cols in points.blocks:
+            values, _ = _product(left, points, cols, centre)
+            values[mine[:, None] == cols[None, :]] = math.inf  # no pairs of a point with itself
+            ii, jj = (values <= thresholds).nonzero(as_tuple=True)
+            if len(ii) == 0:
+                continue
+            exact = torch.full(values.shape, math.inf, dtype=torch.float64)
+            exact[ii, jj] = _exact_sq_distances(points, points, mine[ii], cols[jj])
+            merged = torch.cat([nearest, exact], dim=1)
+            nearest = merged.topk(kmax, dim=1, largest=False).values
+        for k, radii in sq_radii.items():
+            radii[mine] = torch.minimum(radii[mine], nearest[:, k - 1])
 
 
 def manifold_metrics(
@@ -614,15 +736,17 @@ def manifold_metrics(
     k_dc: int = 5,
     which: tuple[str, ...] = ("pr", "dc"),
     block_size: int = DEFAULT_BLOCK_SIZE,
-    projection_dim: int | None = None,
 ) -> dict[str, float]:
-    """Precision and recall (k = k_pr, membership d <= radius) and density and coverage
-    (k = k_dc), from one blocked pass over the real x fake distances.
+    """Precision and recall (k = k_pr) and density and coverage (k = k_dc) of generated
+    `fake` (M x D) against `real` (N x D) features, float32 or float64, exact.
 
-    precision = fraction of fake inside some real k_pr-ball; recall = fraction of real inside
-    some fake k_pr-ball; density = (1 / (k_dc M)) sum_fake #{real balls (k_dc) containing it};
-    coverage = fraction of real whose nearest fake lies inside its own k_dc-ball.
-    `projection_dim` (None: automatic, 0: off) only changes the speed, never the result.
+    With r_k(p) a point's distance to its k-th nearest other point of its own set:
+    precision = fraction of fake inside some real ball, d(f, r) <= r_k(r); recall = fraction of
+    real inside some fake ball, d(r, f) <= r_k(f) (Kynkäänniemi et al. 2019, k = k_pr);
+    density = (1 / (k M)) sum_fake #{real r: d(f, r) < r_k(r)}; coverage = fraction of real
+    whose nearest fake lies strictly inside its own ball (Naeem et al. 2020, k = k_dc, with the
+    strict `<` of their `prdc` code). `block_size` bounds the rows per block, and so memory
+    (a few block_size^2 floats); it does not change the result.
     """
     unknown = set(which) - {"pr", "dc"}
     if unknown or not which:
@@ -630,18 +754,18 @@ def manifold_metrics(
     fake = _matrix(fake, "fake features", min_rows=2, keep_float32=True)
     real = _matrix(real, "real features", min_rows=2, keep_float32=True)
     _same_dim(fake, real)
-    fake_set, real_set = _prepare(fake, real, projection_dim=projection_dim)
-    with _ieee_float32_matmul():
+    fake_set, real_set = _prepare(fake, real, block_size=block_size)
+    work = (len(fake) ** 2 / 2 + len(real) ** 2 / 2 + len(fake) * len(real)) * fake.shape[1]
+    with _ieee_float32_matmul(), _threads_for(work):
         real_ks = {k for k, name in ((k_pr, "pr"), (k_dc, "dc")) if name in which}
-        real_radii = _knn_sq_radii(real_set, tuple(sorted(real_ks)), block_size)
-        fake_radius = _knn_sq_radii(fake_set, (k_pr,), block_size)[k_pr] if "pr" in which else None
+        real_radii = _knn_sq_radii(real_set, tuple(sorted(real_ks)))
+        fake_radius = _knn_sq_radii(fake_set, (k_pr,))[k_pr] if "pr" in which else None
         counts = _cross_counts(
             real_set,
             fake_set,
             real_radii.get(k_pr) if "pr" in which else None,
             real_radii.get(k_dc) if "dc" in which else None,
             fake_radius,
-            block_size,
         )
     result = {}
     if "pr" in which:
@@ -653,37 +777,51 @@ def manifold_metrics(
     return result
 
 
-def _cross_counts(real, fake, real_pr, real_dc, fake_pr, block_size):
-    """One blocked pass over real (rows) x fake (columns) squared distances."""
+def _cross_counts(real: _PointSet, fake: _PointSet, real_pr, real_dc, fake_pr) -> dict:
+    """One blocked pass over real (rows) x fake (columns) pairs (section comment, step 3).
+    Radii: exact squared distances in scaled units (float64), None where not asked for."""
+    bounds = real.bounds
     present = [r for r in (real_pr, real_dc) if r is not None]
-    row_limit = torch.maximum(*present) if len(present) == 2 else present[0]
+    row_limit = bounds.limits(torch.maximum(*present) if len(present) == 2 else present[0])
+    col_limit = bounds.limits(fake_pr) if fake_pr is not None else None
     out = {
         "fake_in_real_pr": torch.zeros(len(fake), dtype=torch.bool),
         "real_in_fake_pr": torch.zeros(len(real), dtype=torch.bool),
         "density_hits": torch.zeros(len(fake), dtype=torch.int64),
         "real_covered": torch.zeros(len(real), dtype=torch.bool),
     }
-    bounds = _BoundUse()
-    for cols in _blocks(len(fake), block_size):
-        for rows in _blocks(len(real), block_size):
-            ii, jj, values, errors = _block_pairs(
-                real, fake, rows, cols, row_limit, fake_pr, bounds=bounds
-            )
-            tests = {}
+    for rows, centre in zip(real.blocks, real.centres, strict=True):
+        left, row_norms = real.operand(rows, centre, "left")
+        for cols in fake.blocks:
+            values, col_norms = _product(left, fake, cols, centre)
+            mask = values <= row_limit[rows][:, None]
+            if col_limit is not None:
+                mask |= values <= col_limit[cols][None, :]
+            ii, jj = mask.nonzero(as_tuple=True)
+            if len(ii) == 0:
+                continue
+            v = values[ii, jj].double()
+            width = bounds.width * (row_norms[ii].double() + col_norms[jj].double())
+            lower, upper = v - bounds.slack, v + width + bounds.slack
+            ii, jj = rows[ii], cols[jj]
+            tests = {}  # name -> (squared radius per pair, strict)
             if real_pr is not None:
-                tests["fake_in_real_pr"] = real_pr[ii]
-                tests["real_in_fake_pr"] = fake_pr[jj]
+                tests["fake_in_real_pr"] = (real_pr[ii], False)
+                tests["real_in_fake_pr"] = (fake_pr[jj], False)
             if real_dc is not None:
-                tests["dc"] = real_dc[ii]
-            inside = {name: values + errors <= radius for name, radius in tests.items()}
-            unsure = torch.zeros_like(values, dtype=torch.bool)
-            for name, radius in tests.items():
-                unsure |= ~inside[name] & (values - errors <= radius)
+                tests["dc"] = (real_dc[ii], True)
+            inside = {}
+            unsure = torch.zeros(len(ii), dtype=torch.bool)
+            for name, (radius, strict) in tests.items():
+                inside[name] = upper < radius if strict else upper <= radius
+                outside = lower >= radius if strict else lower > radius
+                unsure |= ~inside[name] & ~outside
             if unsure.any():
                 where = unsure.nonzero().flatten()
-                exact = real.exact_sq_distances(fake, ii[where], jj[where])
-                for name, radius in tests.items():
-                    inside[name][where] = exact <= radius[where]
+                exact = _exact_sq_distances(real, fake, ii[where], jj[where])
+                for name, (radius, strict) in tests.items():
+                    limit = radius[where]
+                    inside[name][where] = exact < limit if strict else exact <= limit
             if real_pr is not None:
                 out["fake_in_real_pr"][jj[inside["fake_in_real_pr"]]] = True
                 out["real_in_fake_pr"][ii[inside["real_in_fake_pr"]]] = True
@@ -695,23 +833,22 @@ def _cross_counts(real, fake, real_pr, real_dc, fake_pr, block_size):
 
 
 def precision_recall(fake, real, k: int = 3, block_size: int = DEFAULT_BLOCK_SIZE):
-    """(precision, recall) of generated `fake` against `real` features."""
+    """(precision, recall) of generated `fake` against `real` features (d <= radius)."""
     result = manifold_metrics(fake, real, k_pr=k, which=("pr",), block_size=block_size)
     return result["precision"], result["recall"]
 
 
 def density_coverage(fake, real, k: int = 5, block_size: int = DEFAULT_BLOCK_SIZE):
-    """(density, coverage) of generated `fake` against `real` features."""
+    """(density, coverage) of generated `fake` against `real` features (d < radius)."""
     result = manifold_metrics(fake, real, k_dc=k, which=("dc",), block_size=block_size)
     return result["density"], result["coverage"]
 
 
-def knn_radii(
-    x, k: int = 3, block_size: int = DEFAULT_BLOCK_SIZE, projection_dim: int | None = None
-) -> np.ndarray:
-    """Exact distance from each row to its k-th nearest other row (float64)."""
+def knn_radii(x, k: int = 3, block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
+    """Exact distance from each row of `x` (N x D) to its k-th nearest other row (float64, N);
+    duplicates of a row count as neighbours at distance 0."""
     x = _matrix(x, min_rows=2, keep_float32=True)
-    (points,) = _prepare(x, projection_dim=projection_dim)
-    with _ieee_float32_matmul():
-        squared = _knn_sq_radii(points, (k,), block_size)[k]
+    (points,) = _prepare(x, block_size=block_size)
+    with _ieee_float32_matmul(), _threads_for(len(x) ** 2 / 2 * x.shape[1]):
+        squared = _knn_sq_radii(points, (k,))[k]
     return np.sqrt(squared.numpy() / points.scale_sq)

@@ -32,6 +32,7 @@ LONG_COLUMNS = [
     "preprocess",
     "weights_sha256",
     "seed",
+    "kid_method",
     "kid_subsets",
     "kid_subset_size",
     "k_precision_recall",
@@ -78,7 +79,9 @@ def metric_rows(doc: dict, metrics_file: str | None = None) -> list[dict]:
     """Flatten one compute_metrics.py document into long rows, one per normalisation x metric.
 
     The document holds a block of numbers per normalisation ("raw", "l2") beside the
-    comparison's settings and provenance; every row repeats the provenance.
+    comparison's settings and provenance; every row repeats the provenance. A number that is
+    not defined (null, e.g. kid_std when KID is one estimate on the whole sets) keeps its row
+    with the value None: an empty cell in the CSV, "–" in the Markdown tables.
     """
     for key in ("source_name", "target_name", "extractor", "weights"):
         if key not in doc:
@@ -96,6 +99,7 @@ def metric_rows(doc: dict, metrics_file: str | None = None) -> list[dict]:
             doc.get("source_weights_sha256"), doc.get("target_weights_sha256")
         ),
         "seed": doc.get("seed"),
+        "kid_method": doc.get("kid_method"),
         "kid_subsets": doc.get("kid_subsets"),
         "kid_subset_size": doc.get("kid_subset_size"),
         "k_precision_recall": doc.get("k_precision_recall"),
@@ -114,7 +118,7 @@ def metric_rows(doc: dict, metrics_file: str | None = None) -> list[dict]:
                     **provenance,
                     "normalization": normalization,
                     "metric": name,
-                    "value": float(values[name]),
+                    "value": None if values[name] is None else float(values[name]),
                 }
             )
     if not rows:
@@ -152,8 +156,8 @@ def wide_table(long: pd.DataFrame, normalization: str, columns: dict) -> pd.Data
             "N": f"{_count(first['n_source'])}/{_count(first['n_target'])}",
         }
         for metric, (title, scale, _) in columns.items():
-            value = values.get(metric)
-            row[title] = float(value) * scale if value is not None else math.nan
+            value = values.get(metric)  # NaN or None where not computed or not defined
+            row[title] = math.nan if value is None else float(value) * scale
         rows.append(row)
     titles = ["Extractor", "Source", "Target", "N", *(title for title, _, _ in columns.values())]
     return pd.DataFrame(rows, columns=titles)
@@ -199,10 +203,19 @@ def markdown_report(long: pd.DataFrame, sources: Sequence[str] = ()) -> str:
     return "\n".join(parts) + "\n"
 
 
+SIGNIFICANT_DIGITS = 3  # at least, so small values (dlib's FID ~0.14) stay comparable
+
+
 def _format(value, decimals: int) -> str:
+    """Fixed decimals, widened where a nonzero value would otherwise keep fewer than
+    SIGNIFICANT_DIGITS digits (0.1403 and 0.1422 must not both read 0.14)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return f"{float(value):.{decimals}f}"
+    value = float(value)
+    if value != 0 and math.isfinite(value):
+        leading = math.floor(math.log10(abs(value)))  # 10^leading <= |value|
+        decimals = max(decimals, SIGNIFICANT_DIGITS - 1 - leading)
+    return f"{value:.{decimals}f}"
 
 
 def _count(value) -> str:

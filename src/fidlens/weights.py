@@ -1,14 +1,10 @@
 """Find, identify and strictly load extractor weights files, without touching the network.
 
-A weights spec from the config is one of:
-- a file path: used as given;
-- "auto": the official file, searched in our weights folder first, then in the extractor's
-  standard places (where the reference tools cache it);
-- "random" (or "random:<seed>"): our own seeded initialisation, marked `random-init` downstream.
-
-What differs between extractors (file names, standard places, download URL, published hash) is
-data in `WEIGHTS_SPECS`, so a new extractor adds an entry here rather than code.
-Downloading lives in `fidlens.weights_fetch` (the only module allowed to reach the network).
+What a config's `weights` means (auto | random | random:<seed> | a file path), the official
+files and their places are torch-free data and parsing in `fidlens.weight_specs` (re-exported
+here); this module resolves a spec to a file or a seed, checks an official file's published
+hash, and loads state dicts. Downloading lives in `fidlens.weights_fetch` (the only module
+allowed to reach the network).
 """
 
 from __future__ import annotations
@@ -23,51 +19,59 @@ from pathlib import Path
 
 import torch
 
-from fidlens.extractors.base import RANDOM_INIT, WeightsInfo
+from fidlens.extractors.base import WeightsInfo
+from fidlens.provenance import RANDOM_INIT
+from fidlens.weight_specs import (
+    AUTO,
+    DEFAULT_RANDOM_SEED,
+    RANDOM,
+    WEIGHTS_SPECS,
+    ParsedWeights,
+    WeightsFile,
+    WeightsSpec,
+    candidate_paths,
+    default_weights_dir,
+    expand_place,
+    fallback_origin,
+    find_official,
+    hash_matches,
+    hash_note,
+    how_to_get,
+    parse_random_seed,
+    parse_weights,
+    random_origin,
+    torch_home,
+)
+
+__all__ = [
+    "DEFAULT_RANDOM_SEED",
+    "WEIGHTS_SPECS",
+    "ParsedWeights",
+    "ResolvedWeights",
+    "WeightsFile",
+    "WeightsFileError",
+    "WeightsHashError",
+    "WeightsNotFoundError",
+    "WeightsSpec",
+    "candidate_paths",
+    "default_weights_dir",
+    "expand_place",
+    "file_sha256",
+    "how_to_get",
+    "load_checked_state_dict",
+    "parse_random_seed",
+    "parse_weights",
+    "random_weights",
+    "resolve_file_setting",
+    "resolve_weights",
+    "state_dict_mismatches",
+    "torch_home",
+]
 
 log = logging.getLogger("fidlens")
 
-DEFAULT_RANDOM_SEED = 0
 # BatchNorm's step counter is irrelevant at inference and absent from some converted files.
 OPTIONAL_KEY_SUFFIXES = ("num_batches_tracked",)
-
-
-@dataclass(frozen=True)
-class WeightsSpec:
-    """Where one extractor's official weights live and how to get them.
-
-    places: folder templates searched after our weights folder, in order; `{torch_home}` and
-    `{home}` are expanded at search time (see `expand_place`).
-    """
-
-    extractor: str
-    file_names: tuple[str, ...]  # accepted names, preferred (downloaded) name first
-    places: tuple[str, ...] = ()
-    url: str | None = None
-    sha256: str | None = None  # full digest, where the publisher gives one
-    sha256_prefix: str | None = None  # where only a prefix is published (in the file name)
-    manual_instructions: str | None = None  # for files no script can download
-
-    @property
-    def file_name(self) -> str:
-        return self.file_names[0]
-
-
-WEIGHTS_SPECS: dict[str, WeightsSpec] = {
-    "inception": WeightsSpec(
-        extractor="inception",
-        file_names=(
-            "pt_inception-2015-12-05-6726825d.pth",  # pytorch-fid
-            "weights-inception-2015-12-05-6726825d.pth",  # torch-fidelity, same key layout
-        ),
-        places=("{torch_home}/hub/checkpoints",),
-        url=(
-            "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
-            "pt_inception-2015-12-05-6726825d.pth"
-        ),
-        sha256_prefix="6726825d",
-    ),
-}
 
 
 class WeightsNotFoundError(FileNotFoundError):
@@ -76,6 +80,10 @@ class WeightsNotFoundError(FileNotFoundError):
 
 class WeightsFileError(ValueError):
     """A weights file that cannot be read or does not fit the extractor."""
+
+
+class WeightsHashError(WeightsFileError):
+    """An official file name whose content is not the published file (verified hash)."""
 
 
 @dataclass(frozen=True)
@@ -87,79 +95,17 @@ class ResolvedWeights:
     seed: int | None = None
 
 
-# ---------------------------------------------------------------- places
-
-
-def default_weights_dir() -> Path:
-    """Our weights folder: $FIDLENS_WEIGHTS_DIR, else ~/.cache/fidlens/weights."""
-    configured = os.environ.get("FIDLENS_WEIGHTS_DIR")
-    if configured:
-        return Path(configured).expanduser()
-    return Path.home() / ".cache" / "fidlens" / "weights"
-
-
-def torch_home() -> Path:
-    """Where torch.hub (and so pytorch-fid and torch-fidelity) caches downloads."""
-    if os.environ.get("TORCH_HOME"):
-        return Path(os.environ["TORCH_HOME"]).expanduser()
-    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache_home).expanduser() / "torch"
-
-
-def expand_place(template: str) -> Path:
-    return Path(template.format(torch_home=torch_home(), home=Path.home())).expanduser()
-
-
-def candidate_paths(spec: WeightsSpec, weights_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Every file `auto` looks at, in search order: our folder first, then the standard places."""
-    folders = [Path(weights_dir).expanduser() if weights_dir else default_weights_dir()]
-    folders += [expand_place(place) for place in spec.places]
-    candidates: list[Path] = []
-    for folder in folders:
-        for name in spec.file_names:
-            path = folder / name
-            if path not in candidates:
-                candidates.append(path)
-    return candidates
-
-
-def how_to_get(spec: WeightsSpec, weights_dir: str | os.PathLike | None = None) -> str:
-    folder = Path(weights_dir).expanduser() if weights_dir else default_weights_dir()
-    target = folder / spec.file_name
-    if spec.url:
-        return (
-            f"To get it: on a machine with internet run `make weights` (downloads and verifies "
-            f"it into {target.parent}; copy that folder here or set FIDLENS_WEIGHTS_DIR), or "
-            f"download {spec.url} and put it at {target}, or set "
-            f"extractors.{spec.extractor}.weights to the file's path."
-        )
-    manual = spec.manual_instructions or "No download URL is known for this file."
-    return f"{manual} Put it at {target} or set extractors.{spec.extractor}.weights to its path."
-
-
 # ---------------------------------------------------------------- resolving a spec
 
 
-def parse_random_seed(weights: str) -> int | None:
-    """The seed of a "random" / "random:<seed>" spec, None for anything else."""
-    if weights == "random":
-        return DEFAULT_RANDOM_SEED
-    if weights.startswith("random:"):
-        seed_text = weights.split(":", 1)[1]
-        if not seed_text.isdigit():
-            raise ValueError(f"weights spec {weights!r}: the seed after 'random:' must be an int")
-        return int(seed_text)
-    return None
-
-
 def random_weights(seed: int, origin: str | None = None) -> ResolvedWeights:
-    info = WeightsInfo(path=None, sha256=RANDOM_INIT, origin=origin or f"random (seed {seed})")
+    info = WeightsInfo(path=None, sha256=RANDOM_INIT, origin=origin or random_origin(seed))
     return ResolvedWeights(info=info, seed=seed)
 
 
 def resolve_weights(
     spec: WeightsSpec,
-    weights: str = "auto",
+    weights: str = AUTO,
     *,
     fallback: str | None = None,
     weights_dir: str | os.PathLike | None = None,
@@ -167,23 +113,22 @@ def resolve_weights(
     """Turn a config weights spec into a file to load (with its sha256) or a random-init seed.
 
     `auto` never silently becomes random: without `fallback="random"` a missing official file
-    is a WeightsNotFoundError naming every place looked and how to get the file.
+    is a WeightsNotFoundError naming every place looked and how to get the file. A file `auto`
+    finds must carry its published hash (see `official_file`); a configured path is used as
+    given, its origin recording whether it is the official file.
     """
     if fallback == "none":
         fallback = None
     if fallback not in (None, "random"):
         raise ValueError(f"fallback must be 'none' (or None) or 'random', not {fallback!r}")
-    seed = parse_random_seed(weights)
-    if seed is not None:
-        return random_weights(seed)
-    if weights == "auto":
+    parsed = parse_weights(weights)
+    if parsed.kind == RANDOM:
+        return random_weights(parsed.seed)
+    if parsed.kind == AUTO:
+        found = find_official(spec, weights_dir)
+        if found is not None:
+            return official_file(spec, found, weights_dir)
         candidates = candidate_paths(spec, weights_dir)
-        for path in candidates:
-            if path.is_file():
-                return ResolvedWeights(
-                    info=WeightsInfo(str(path), file_sha256(path), f"auto: {path}"), path=path
-                )
-        looked = "\n".join(f"  - {path}" for path in candidates)
         if fallback == "random":
             places = ", ".join(str(path) for path in candidates)
             log.warning(
@@ -193,19 +138,81 @@ def resolve_weights(
                 places,
                 DEFAULT_RANDOM_SEED,
             )
-            origin = f"random (fallback: official file not found in {places})"
-            return random_weights(DEFAULT_RANDOM_SEED, origin=origin)
+            return random_weights(DEFAULT_RANDOM_SEED, origin=fallback_origin(places))
+        looked = "\n".join(f"  - {path}" for path in candidates)
         raise WeightsNotFoundError(
             f"{spec.extractor}: weights 'auto' found no official file. Looked at:\n{looked}\n"
             f"{how_to_get(spec, weights_dir)}"
         )
-    path = Path(weights).expanduser()
+    return configured_file(spec, parsed, weights_dir)
+
+
+def resolve_file_setting(
+    spec: WeightsSpec, value: str = AUTO, weights_dir: str | os.PathLike | None = None
+) -> ResolvedWeights:
+    """A model file named by an extractor's own setting (dlib's landmark model): `auto` (the
+    official file, an error if none is found) or a path; there is no random for these."""
+    if parse_weights(value).kind == RANDOM:
+        raise ValueError(
+            f"extractors.{spec.extractor}.{spec.setting}: {value!r} is not a file; give auto "
+            "or a file path"
+        )
+    return resolve_weights(spec, value, weights_dir=weights_dir)
+
+
+def official_file(
+    spec: WeightsSpec, path: Path, weights_dir: str | os.PathLike | None = None
+) -> ResolvedWeights:
+    """A file `auto` found, checked against its published hash.
+
+    A file whose hash is verified (`WeightsFile.hash_verified`) must match: otherwise a
+    WeightsHashError names the file, the expected and actual hash, and what to do. An
+    unverified one that does not match is used with a WARNING, and its origin says so.
+    """
+    entry = spec.file(path.name)
+    digest = file_sha256(path)
+    note = hash_note(digest, entry)
+    if hash_matches(digest, entry) is False:
+        if entry.hash_verified:
+            raise WeightsHashError(
+                f"{spec.extractor}: weights file {path} has sha256 {digest}, but "
+                f"{entry.made_by}'s {entry.name} has the published {entry.published_hash}: "
+                "it is not the official file (a damaged or partial download, or another file "
+                "saved under the official name). Delete it and get the official file, or, to "
+                f"use this file anyway, set extractors.{spec.extractor}.weights to its path. "
+                f"{how_to_get(spec, weights_dir)}"
+            )
+        log.warning(
+            "%s: weights file %s has sha256 %s, not the published %s; %s's file is probably "
+            "the same as %s's, but that is unverified: using it, and every output records "
+            "the mismatch in weights_origin.",
+            spec.extractor,
+            path,
+            digest,
+            entry.published_hash,
+            entry.made_by,
+            spec.files[0].made_by,
+        )
+        note = f"UNVERIFIED: {note}"
+    info = WeightsInfo(str(path), digest, f"auto: {path} ({note})")
+    return ResolvedWeights(info=info, path=path)
+
+
+def configured_file(
+    spec: WeightsSpec, parsed: ParsedWeights, weights_dir: str | os.PathLike | None = None
+) -> ResolvedWeights:
+    """A configured weights file, used as given; its origin notes whether it is the official
+    file (its hash compared with the published one of the same name, else the preferred one)."""
+    path = Path(parsed.path).expanduser()
     if not path.is_file():
         raise WeightsNotFoundError(
             f"{spec.extractor}: weights file {path} does not exist. "
             f"{how_to_get(spec, weights_dir)}"
         )
-    return ResolvedWeights(info=WeightsInfo(str(path), file_sha256(path), "config path"), path=path)
+    digest = file_sha256(path)
+    entry: WeightsFile = spec.file(path.name) or spec.files[0]
+    info = WeightsInfo(str(path), digest, f"config path ({hash_note(digest, entry)})")
+    return ResolvedWeights(info=info, path=path)
 
 
 # ---------------------------------------------------------------- hashing and loading

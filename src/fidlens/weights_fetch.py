@@ -169,7 +169,14 @@ def fetch_all(
         if result is None:
             report(f"{name}: cannot be downloaded by script. {how_to_get(spec, weights_dir)}")
             continue
-        action = "downloaded and verified" if result.downloaded else "already present and valid"
+        published = spec.sha256 or spec.sha256_prefix or sha256_prefix_from_name(spec.file_name)
+        if not published:  # the publisher gives no hash: the one got is recorded beside the file
+            action = "downloaded" if result.downloaded else "already present"
+            action += " (no published hash to check it against; its sha256 is recorded)"
+        elif result.downloaded:
+            action = "downloaded and verified"
+        else:
+            action = "already present and valid"
         report(f"{name}: {result.path} {action}; sha256 {result.sha256}")
         results.append(result)
     return results
