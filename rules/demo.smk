@@ -25,5 +25,5 @@ rule make_demo_data:
             f"{name}={value}" for name, value in DEMO["generated"].items()
         ),
     shell:
-        "python {input.script} --out-dir {params.out_dir:q} --size {params.size}"
-        " --seed {params.seed} --generated {params.generated} > {log} 2>&1"
+        "python {input.script:q} --out-dir {params.out_dir:q} --size {params.size}"
+        " --seed {params.seed} --generated {params.generated} > {log:q} 2>&1"

@@ -14,12 +14,12 @@ rule compute_metrics:
         "../envs/fidlens.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=metrics_mem_mb,
+        runtime=metrics_runtime,
     params:
-        settings=canonical_json(metric_settings()),
-        flags=metric_flags(),
+        settings=metric_settings_json,
+        flags=metric_flags,
     shell:
-        "python {input.script} --source {input.source} --target {input.target} {params.flags}"
+        "python {input.script:q} --source {input.source:q} --target {input.target:q} {params.flags}"
         " --source-name {wildcards.source} --target-name {wildcards.target} --threads {threads}"
-        " --out {output} > {log} 2>&1"
+        " --out {output:q} > {log:q} 2>&1"

@@ -17,5 +17,5 @@ rule make_tables:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python {input.script} --metrics {input.metrics} --csv {output.csv}"
-        " --markdown {output.markdown} > {log} 2>&1"
+        "python {input.script:q} --metrics {input.metrics:q} --csv {output.csv:q}"
+        " --markdown {output.markdown:q} > {log:q} 2>&1"
