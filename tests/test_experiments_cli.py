@@ -179,3 +179,19 @@ def test_top1_without_a_shared_class_reports_it_and_keeps_the_fids(caches, tmp_p
     result = json.loads(Path(f"{out}.json").read_text())
     assert result["matched"] is False and "share no class" in result["not_matched_because"]
     assert result["unmatched_mass"] == 1.0 and result["extractors"][0]["fid_after"]["mean"] is None
+
+
+def test_statistics_and_experiment_jobs_are_sized_from_n_and_d():
+    from fidlens import resources
+
+    small, large = resources.statistics_mem_mb(50, 2048), resources.statistics_mem_mb(50000, 2048)
+    assert 1000 <= small < large and large >= 1.25 * 20 * 50000 * 2048 / 2**20
+    assert resources.statistics_runtime_min(5 * 10**6, 2048, 1) > resources.statistics_runtime_min(
+        5 * 10**6, 2048, 8) > resources.statistics_runtime_min(50, 2048, 1) <= 11
+    shapes = [(10000, 2048), (10000, 512)]
+    assert resources.experiment_mem_mb(shapes) > resources.experiment_mem_mb(shapes[1:])
+    free = resources.experiment_runtime_min(shapes, 2, [(10000, 2048)], max_iterations=1000)
+    capped = resources.experiment_runtime_min(shapes, 2, [(10000, 2048)], max_iterations=1000,
+                                              time_limit_s=600)
+    # 1,000 iterations of ~4 s evaluations are hours; a 10-minute limit caps the job.
+    assert free > 120 and capped < free and capped <= 10 + 10 + 5

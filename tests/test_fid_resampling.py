@@ -97,9 +97,15 @@ def test_optimum_lowers_fid_and_drops_the_off_distribution_images():
 
 def test_time_limit_returns_the_best_point_so_far():
     generated, real = _sets(80, 80, 10, seed=7)
-    optimum = minimise_fid(_objective(generated, real), max_iterations=10**6, time_limit_s=0.3)
-    assert "time limit" in optimum.stop_reason
-    assert optimum.fid <= optimum.fid_uniform and optimum.seconds < 5
+    objective = _objective(generated, real)
+    # A limit already passed after the first evaluation: the uniform weights are returned.
+    optimum = minimise_fid(objective, max_iterations=10**6, time_limit_s=1e-9)
+    assert "time limit" in optimum.stop_reason and optimum.evaluations == 1
+    assert optimum.fid == optimum.fid_uniform and (optimum.weights == 1 / 80).all()
+    # A longer one stops on time or converges, keeping the best point seen.
+    optimum = minimise_fid(objective, max_iterations=10**6, time_limit_s=0.2, tolerance=0)
+    assert optimum.fid < optimum.fid_uniform and optimum.seconds < 5
+    assert optimum.fid == min(fid for _, _, fid in optimum.trace)
     assert optimum.fid_at(0) == optimum.fid_uniform
 
 

@@ -251,14 +251,17 @@ def minimise_fid(
         raise ValueError("max_iterations must be at least 1")
     start = time.perf_counter()
     theta0 = np.zeros(objective.n)
-    fid0, _ = objective.log_weight_objective(theta0, correction)
+    fid0, grad0 = objective.log_weight_objective(theta0, correction)
     # Scaled to 1 at the start, so that L-BFGS-B's tolerance (relative to max(|f|, 1)) is
     # relative to the uniform-weight FID, whatever the features' scale.
     scale = abs(fid0) if fid0 != 0 else 1.0
-    state = {"best": fid0, "theta": theta0, "evaluations": 1, "iterations": 0}
+    state = {"best": fid0, "theta": theta0, "evaluations": 1, "iterations": 0, "started": False}
     trace = [(1, time.perf_counter() - start, fid0)]
 
     def fun(theta):
+        if not state["started"] and not theta.any():  # L-BFGS-B starts at theta0
+            state["started"] = True
+            return fid0 / scale, grad0 / scale
         if time_limit_s is not None and time.perf_counter() - start > time_limit_s:
             raise _OutOfTime
         value, grad = objective.log_weight_objective(theta, correction)
