@@ -62,6 +62,9 @@ __all__ = [
     "parse_random_seed",
     "parse_weights",
     "random_weights",
+    "read_state_dict",
+    "require_layout",
+    "require_tensors",
     "resolve_file_setting",
     "resolve_weights",
     "state_dict_mismatches",
@@ -255,6 +258,14 @@ def load_checked_state_dict(
 
     layout: a short name of the expected file, quoted in errors.
     """
+    state = read_state_dict(path, layout)
+    require_layout(path, state, expected, layout)
+    return state
+
+
+def read_state_dict(path: str | os.PathLike, layout: str) -> dict[str, torch.Tensor]:
+    """A plain state dict of tensors from `path` (weights_only); layout names the expected
+    file in errors. Raises WeightsFileError."""
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a non-checkpoint file
@@ -262,14 +273,32 @@ def load_checked_state_dict(
             f"cannot read weights file {path} as a PyTorch state dict "
             f"(expected the layout of {layout}): {type(error).__name__}: {error}"
         ) from error
+    return require_tensors(path, loaded, layout)
+
+
+def require_tensors(path, loaded, layout: str) -> dict[str, torch.Tensor]:
+    """`loaded` as a dict of str -> tensor, or WeightsFileError."""
     if not isinstance(loaded, Mapping) or not all(
-        isinstance(value, torch.Tensor) for value in loaded.values()
+        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in loaded.items()
     ):
         raise WeightsFileError(
             f"weights file {path} is not a plain state dict of tensors "
             f"(expected the layout of {layout})"
         )
-    missing, unexpected, shapes = state_dict_mismatches(expected, loaded)
+    return dict(loaded)
+
+
+def require_layout(
+    path,
+    state: Mapping[str, torch.Tensor],
+    expected: Mapping[str, torch.Size],
+    layout: str,
+    allowed_extra=lambda key: False,
+) -> None:
+    """Every expected key present with its shape; any other key only if `allowed_extra(key)`.
+    Raises WeightsFileError naming the file, the layout and every offending key."""
+    missing, unexpected, shapes = state_dict_mismatches(expected, state)
+    unexpected = [key for key in unexpected if not allowed_extra(key)]
     if missing or unexpected or shapes:
         problems = [
             _listing("missing key", missing),
@@ -280,7 +309,6 @@ def load_checked_state_dict(
             f"weights file {path} does not fit (expected the layout of {layout}): "
             + "; ".join(problem for problem in problems if problem)
         )
-    return dict(loaded)
 
 
 def _listing(what: str, items: list[str], shown: int = 20) -> str:

@@ -34,9 +34,8 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 
 from fidlens.extractors.base import Extractor, WeightsInfo
-from fidlens.extractors.networks.checkpoints import require_layout, require_tensors
 from fidlens.extractors.networks.seeded import fan_in, seeded_state_dict
-from fidlens.weights import ResolvedWeights, WeightsFileError
+from fidlens.weights import ResolvedWeights, WeightsFileError, require_layout, require_tensors
 
 # Keys OpenAI's TorchScript archives carry besides the weights (ints saved as tensors).
 OPENAI_EXTRA_KEYS = ("input_resolution", "context_length", "vocab_size")

@@ -35,9 +35,8 @@ from PIL import Image
 from timm.models.vision_transformer import checkpoint_filter_fn
 
 from fidlens.extractors.base import Extractor, WeightsInfo
-from fidlens.extractors.networks.checkpoints import read_state_dict, require_layout
 from fidlens.extractors.networks.seeded import fan_in, seeded_state_dict
-from fidlens.weights import ResolvedWeights
+from fidlens.weights import ResolvedWeights, read_state_dict, require_layout
 
 INPUT_SIZE = 224
 PATCH_SIZE = 14

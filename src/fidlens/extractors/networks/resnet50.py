@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from torchvision.models import ResNet50_Weights, resnet50
 
 from fidlens.extractors.base import RANDOM_INIT, Extractor, WeightsInfo
-from fidlens.extractors.networks.checkpoints import read_state_dict, require_layout
 from fidlens.extractors.networks.mobilenet_v2 import (
     CROP,
     IMAGENET_MEAN,
@@ -37,7 +36,12 @@ from fidlens.extractors.networks.random_init import (
     init_random_weights,
     synthetic_calibration_images,
 )
-from fidlens.weights import ResolvedWeights, load_checked_state_dict
+from fidlens.weights import (
+    ResolvedWeights,
+    load_checked_state_dict,
+    read_state_dict,
+    require_layout,
+)
 
 IMAGENET_LAYOUT = "torchvision's resnet50-0676ba61.pth (ResNet50_Weights.IMAGENET1K_V1)"
 SWAV_LAYOUT = (
