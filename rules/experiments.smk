@@ -56,7 +56,13 @@ rule class_experiment:
     output:
         json="results/experiments/{experiment}/{source}__{target}.json",
         csv="results/experiments/{experiment}/{source}__{target}.csv",
-        plot="results/experiments/{experiment}/{source}__{target}.png",
+        plot=report(
+            "results/experiments/{experiment}/{source}__{target}.png",
+            caption="../report/captions/experiment_plot.rst",
+            category=REPORT_CATEGORIES["experiments"],
+            subcategory=experiment_report_subcategory,
+            labels={"comparison": "{source} -> {target}"},
+        ),
     log:
         "logs/experiments/{experiment}/{source}__{target}.log",
     wildcard_constraints:

@@ -6,7 +6,12 @@ rule make_tables:
         script=workflow_script("make_tables.py"),
         metrics=all_metric_jsons(),
     output:
-        csv="results/tables/metrics.csv",
+        csv=report(
+            "results/tables/metrics.csv",
+            caption="../report/captions/metrics_csv.rst",
+            category=REPORT_CATEGORIES["metrics"],
+            subcategory="Tables",
+        ),
         markdown="results/tables/metrics.md",
     log:
         "logs/tables/make_tables.log",

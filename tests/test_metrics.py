@@ -12,6 +12,8 @@ from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.metric_prc import calculate_precision_recall_full
 
 from fidlens import metrics
+from fidlens.metrics import fid as fid_module
+from fidlens.metrics import knn
 
 # pytorch-fid passes sqrtm(disp=False), deprecated in SciPy 1.17 (see clarifications.md).
 pytestmark = pytest.mark.filterwarnings("ignore:The `disp` argument:DeprecationWarning")
@@ -118,12 +120,14 @@ def test_trace_sqrt_paths_equal_an_independent_exact_value():
     rx = np.linalg.qr(x - x.mean(0), mode="r")
     ry = np.linalg.qr(y - y.mean(0), mode="r")
     exact = np.linalg.svd(rx @ ry.T, compute_uv=False).sum() / (len(x) - 1)
-    t1, t2 = torch.from_numpy(s1), torch.from_numpy(s2)
+    t1, t2 = s1, s2
     fast = metrics.trace_sqrt_product(s1, s2)  # generalised eigenproblem
-    cholesky = metrics._nuclear_norm_of_product(
-        metrics._clear_cholesky(t1), metrics._clear_cholesky(t2)
+    cholesky = fid_module._nuclear_norm_of_product(
+        fid_module._clear_cholesky(t1), fid_module._clear_cholesky(t2)
     )
-    eigen = metrics._nuclear_norm_of_product(metrics._psd_factor(t1), metrics._psd_factor(t2))
+    eigen = fid_module._nuclear_norm_of_product(
+        fid_module._psd_factor(t1), fid_module._psd_factor(t2)
+    )
     for value in (fast, cholesky, eigen):
         assert relative(value, exact) <= 1e-11
 
@@ -461,15 +465,15 @@ def test_collapsed_sets_need_few_exact_distances(case, monkeypatch):
     # recomputed exactly. Here the exact distances stay linear in N: about k + margin per point.
     fake, real = collapsed(case, np.random.default_rng(23), n=1200)
     computed = []
-    exact_sq_distances = metrics._exact_sq_distances
+    exact_sq_distances = knn._exact_sq_distances
 
     def counting(a, b, ia, ib, *args):
         computed.append(len(ia))
         return exact_sq_distances(a, b, ia, ib, *args)
 
-    monkeypatch.setattr(metrics, "_exact_sq_distances", counting)
+    monkeypatch.setattr(knn, "_exact_sq_distances", counting)
     assert metrics.manifold_metrics(fake, real) == brute_force(fake, real)
-    margin = metrics.CANDIDATE_MARGIN
+    margin = knn.CANDIDATE_MARGIN
     candidates = len(real) * (5 + margin) + len(fake) * (3 + margin)
     assert sum(computed) <= 1.5 * candidates  # N^2 = 1.4e6 pairs per set
 
@@ -485,13 +489,13 @@ def test_float32_product_bounds_every_pair(case, dtype):
     else:
         fake, real = collapsed(case, rng, n=300)
     fake, real = fake.astype(dtype), real.astype(dtype)
-    fake_set, real_set = metrics._prepare(fake, real, block_size=64)
+    fake_set, real_set = knn._prepare(fake, real, block_size=64)
     bounds = real_set.bounds
     relative_widths = []
     for rows, centre in zip(real_set.blocks, real_set.centres, strict=True):
         left, row_norms = real_set.operand(rows, centre, "left")
         for cols in fake_set.blocks:
-            values, col_norms = metrics._product(left, fake_set, cols, centre)
+            values, col_norms = knn._product(left, fake_set, cols, centre)
             v = values.double().numpy()
             width = bounds.width * (row_norms[:, None] + col_norms[None, :]).double().numpy()
             x, y = real[rows].astype(np.float64), fake[cols].astype(np.float64)

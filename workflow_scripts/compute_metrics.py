@@ -3,12 +3,17 @@
 python workflow_scripts/compute_metrics.py --source A.h5 --target B.h5 [--metrics fid,kid,pr,dc]
     [--normalize none|l2|both] [--seed S] [--kid-subsets 100] [--kid-subset-size 1000]
     [--source-name NAME] [--target-name NAME] [--threads N] [--allow-mixed]
-    [--layer pool|logits] --out FILE.json
+    [--layer pool|logits] [--intervals [--interval-resamples 200] [--interval-level 0.95]
+    [--interval-seed 0] [--interval-subset-fraction 0.5] [--draws FILE.csv]
+    [--device auto|cpu|cuda]] --out FILE.json
 
 Source is the generated set, target the real one. Any HDF5 file with a 2-D `features`
 dataset is accepted. Caches made with different preprocessing or weights are an error unless
 --allow-mixed is given (the JSON then says `mixed` and records both sides). --layer logits
 computes the metrics on the caches' classifier logits instead of their features.
+--intervals adds each metric's confidence interval (`<name>_ci` in the JSON, by subsampling:
+fidlens.metrics.intervals); --draws writes the per-resample values, which
+metric_differences.py turns into paired intervals of differences between sources.
 """
 
 import argparse
@@ -16,9 +21,10 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
 import torch
 
-from fidlens.evaluate import compute_metrics
+from fidlens.evaluate import IntervalSettings, compute_metrics
 from fidlens.files import write_text_atomic
 from fidlens.metric_specs import METRIC_KEYS, NORMALIZE_MODES
 
@@ -39,8 +45,24 @@ def main(argv=None) -> int:
                         help="the cached array the metrics read: features (pool) or logits")
     parser.add_argument("--allow-mixed", action="store_true",
                         help="compare caches made with different preprocessing or weights")
+    parser.add_argument("--intervals", action="store_true",
+                        help="confidence intervals of every metric, by subsampling")
+    parser.add_argument("--interval-resamples", type=int, default=200)
+    parser.add_argument("--interval-level", type=float, default=0.95)
+    parser.add_argument("--interval-seed", type=int, default=0)
+    parser.add_argument("--interval-subset-fraction", type=float, default=0.5,
+                        help="share of each set a subsample keeps")
+    parser.add_argument("--draws", default=None,
+                        help="CSV of every resample's values (with --intervals)")
+    parser.add_argument("--device", default="auto", help="where the intervals' products run")
     parser.add_argument("--out", required=True, help="JSON file to write")
     args = parser.parse_args(argv)
+    if args.draws and not args.intervals:
+        parser.error("--draws needs --intervals")
+    intervals = None
+    if args.intervals:
+        intervals = IntervalSettings(args.interval_resamples, args.interval_level,
+                                     args.interval_seed, args.interval_subset_fraction)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
@@ -56,14 +78,34 @@ def main(argv=None) -> int:
             target_name=args.target_name,
             allow_mixed=args.allow_mixed,
             layer=args.layer,
+            intervals=intervals,
+            device=args.device,
+            progress=intervals is not None,
         )
     except (OSError, ValueError) as error:
         print(f"compute_metrics: error: {error}", file=sys.stderr)
         return 1
+    draws = result.pop("interval_draws", None)
+    if args.draws:
+        result["interval_draws_file"] = args.draws
+        write_text_atomic(args.draws, draws_csv(draws))
     # Atomic: a crash never leaves a half-written JSON for the next rule.
     write_text_atomic(args.out, json.dumps(result, indent=2, sort_keys=True) + "\n")
     print(summary(result, Path(args.out)), file=sys.stderr)
     return 0
+
+
+def draws_csv(draws: dict) -> str:
+    """One row per resample, one column per normalisation and metric (`raw_fid`, ...), every
+    value with 17 significant digits (read back exactly)."""
+    columns = {
+        f"{block}_{name}": values
+        for block, found in draws.items()
+        for name, values in found.items()
+    }
+    frame = pd.DataFrame(columns)
+    frame.insert(0, "resample", range(len(frame)))
+    return frame.to_csv(index=False, float_format="%.17g")
 
 
 def summary(result: dict, out: Path) -> str:
@@ -73,7 +115,9 @@ def summary(result: dict, out: Path) -> str:
         values = result.get(block)
         if values:
             shown = " ".join(
-                f"{key}={values[key]:.6g}" if values[key] is not None else f"{key}=null"
+                (f"{key}={values[key]:.6g}" if values[key] is not None else f"{key}=null")
+                + (" [{:.6g}, {:.6g}]".format(*values[f"{key}_ci"]) if f"{key}_ci" in values
+                   else "")
                 for keys in METRIC_KEYS.values()
                 for key in keys
                 if key in values

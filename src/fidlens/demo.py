@@ -141,6 +141,18 @@ def face_file_name(index: int) -> str:
     return f"lfw_{index:03d}.png"
 
 
+def demo_pairs(sets: dict[str, dict[str, np.ndarray]], generated: dict[str, float]) -> list:
+    """Good/bad pairs (fidlens.pairs): each image of the strongest generated set (bad,
+    `fidlens.pairs.demo_bad_set`) with the real_a image it was made from (good, the same
+    file name)."""
+    from fidlens.pairs import DEMO_GOOD_SET, Pair, demo_bad_set
+
+    bad = demo_bad_set(generated)
+    if bad is None:
+        return []
+    return [Pair(DEMO_GOOD_SET, name, bad, name) for name in sorted(sets[bad])]
+
+
 def make_demo_sets(
     faces: np.ndarray, size: int, seed: int, generated: dict[str, float]
 ) -> dict[str, dict[str, np.ndarray]]:

@@ -17,7 +17,9 @@ import numpy as np
 from fidlens import metrics as m
 from fidlens.cache import FeatureCache, read_features
 from fidlens.metric_specs import K_DC, K_PR, METRICS, MIN_SAMPLES, NORMALIZE_MODES
+from fidlens.metrics.cmmd import CMMD_METHOD, cmmd
 from fidlens.provenance import RANDOM_INIT, package_versions
+from fidlens.trust_plan import cmmd_applies
 from fidlens.weight_specs import random_seed_from_origin
 
 UNKNOWN = "unknown"
@@ -37,6 +39,31 @@ def parse_metrics(metrics) -> tuple[str, ...]:
     if not names:
         raise ValueError(f"no metric asked for; choose from {', '.join(METRICS)}")
     return tuple(name for name in METRICS if name in names)
+
+
+@dataclasses.dataclass(frozen=True)
+class IntervalSettings:
+    """Confidence intervals by subsampling (fidlens.metrics.intervals): resamples, level,
+    seed of the subsets, and the share of each set a subsample keeps."""
+
+    resamples: int = 200
+    level: float = 0.95
+    seed: int = 0
+    subset_fraction: float = 0.5
+
+    def plan(self, n: int, role: str, name: str):
+        """The subsets of one set (an intervals.SubsamplePlan); `role` (source/target) and
+        `name` pick its random stream, so every comparison against one target subsamples it
+        the same way."""
+        return _intervals().subsample_plan(n, self.resamples, self.subset_fraction, self.seed,
+                                           f"{role}:{name}")  # fmt: skip
+
+
+def _intervals():
+    """fidlens.metrics.intervals, imported when first needed (it loads torch)."""
+    from fidlens.metrics import intervals
+
+    return intervals
 
 
 # How KID was computed (`kid_method` in the result).
@@ -87,6 +114,9 @@ def compute_metrics(
     target_name: str | None = None,
     allow_mixed: bool = False,
     layer: str = "pool",
+    intervals: IntervalSettings | None = None,
+    device: str = "auto",
+    progress: bool = False,
 ) -> dict:
     """Metrics of the source (generated) cache against the target (real) cache.
 
@@ -100,6 +130,14 @@ def compute_metrics(
 
     layer: "pool" reads each cache's `features`, "logits" its classifier `logits` (an error
     for a cache without); the result's `layer` says which, and `feature_layer` is "logits".
+
+    intervals: when given, every metric gets its confidence interval (`<name>_ci`: [lo, hi] in
+    each block; `interval_*` settings beside) from subsamples of both sets
+    (fidlens.metrics.intervals), and the per-resample values are returned under
+    "interval_draws" ({block: {name: [R values]}}; compute_metrics.py writes them to a CSV).
+    The subsets follow from the seed and the sets' names, so every comparison against one
+    target uses the same target subsets. `device`: where the intervals' products run (auto:
+    CUDA when present). Raises ValueError for subsets too small for a metric.
     """
     metrics = parse_metrics(metrics)
     if normalize not in NORMALIZE_MODES:
@@ -117,15 +155,46 @@ def compute_metrics(
     if "kid" in metrics:
         kid_method, kid_indices = _kid_plan(len(x), len(y), kid_subsets, kid_subset_size, seed)
     whole_sets = kid_method == KID_WHOLE_SETS  # then no subsets: one estimate, 1 "subset"
-    result: dict = {}
-    for block in NORMALIZE_MODES[normalize]:
-        a, b = (x, y) if block == "raw" else (m.l2_normalize(x), m.l2_normalize(y))
-        result[block] = feature_metrics(a, b, metrics, kid_indices)
-
-    result.update(
+    names = (
         _provenance(source, source_path, source_name, "source")
         | _provenance(target, target_path, target_name, "target")
     )
+    plans = None
+    if intervals is not None:
+        iv = _intervals()
+        plans = (
+            intervals.plan(len(x), "source", names["source_name"]),
+            intervals.plan(len(y), "target", names["target_name"]),
+        )
+        _check_interval_sizes(metrics, *plans)
+    result: dict = {}
+    draws: dict = {}
+    for block in NORMALIZE_MODES[normalize]:
+        a, b = (x, y) if block == "raw" else (m.l2_normalize(x), m.l2_normalize(y))
+        result[block] = feature_metrics(a, b, metrics, kid_indices)
+        if plans is not None:
+            draws[block], _ = iv.resample_metrics(a, b, *plans, metrics, K_PR, K_DC, device,
+                                                  progress)  # fmt: skip
+            extra = {"kid_mean": iv.kid_extra_variance(
+                result[block].get("kid_std"), 1 if whole_sets else kid_subsets)}  # fmt: skip
+            scale = iv.interval_scale(plans[0].fraction, plans[1].fraction)
+            result[block].update(
+                iv.metric_intervals(result[block], draws[block], scale, intervals.level, extra)
+            )
+
+    if "cmmd" in metrics and cmmd_applies(str(source.attrs.get("extractor_type", ""))):
+        # CMMD unit-normalises the embeddings itself: one value serves raw and L2 blocks
+        value = cmmd(x, y)
+        for block in NORMALIZE_MODES[normalize]:
+            result[block]["cmmd"] = value
+        result["cmmd_method"] = CMMD_METHOD
+    result.update(names)
+    if plans is not None:
+        result.update(_interval_provenance(intervals, plans))
+        result["interval_draws"] = {
+            block: {name: values.tolist() for name, values in found.items()}
+            for block, found in draws.items()
+        }
     result.update(
         n_source=len(x),
         n_target=len(y),
@@ -187,6 +256,39 @@ def _kid_plan(n_x: int, n_y: int, subsets: int, subset_size: int, seed: int) -> 
         stacklevel=3,
     )
     return KID_WHOLE_SETS, KID_WHOLE_SETS
+
+
+def _interval_provenance(settings: IntervalSettings, plans) -> dict:
+    """How the intervals were made (the `interval_*` keys of the metric JSON)."""
+    iv = _intervals()
+    source, target = plans
+    return {
+        "interval_method": iv.INTERVAL_METHOD,
+        "interval_resamples": settings.resamples,
+        "interval_level": settings.level,
+        "interval_seed": settings.seed,
+        "interval_subset_fraction": settings.subset_fraction,
+        "interval_subset_size": [source.size, target.size],
+        "interval_groups": [source.groups, target.groups],
+        "interval_fractions": [source.fraction, target.fraction],
+        "interval_scale": iv.interval_scale(source.fraction, target.fraction),
+        "interval_source_plan": source.digest(),
+        "interval_target_plan": target.digest(),
+    }
+
+
+def _check_interval_sizes(metrics, source_plan, target_plan) -> None:
+    """Subsets large enough for every metric (as MIN_SAMPLES asks of whole sets)."""
+    for name in metrics:
+        need_source, need_target = MIN_SAMPLES[name]
+        if source_plan.size < need_source or target_plan.size < need_target:
+            raise ValueError(
+                f"intervals: {name} needs subsets of at least {need_source} source and "
+                f"{need_target} target samples, but subset_fraction "
+                f"{source_plan.size / source_plan.n:.3g} keeps {source_plan.size} of "
+                f"{source_plan.n} and {target_plan.size} of {target_plan.n}; raise "
+                "metrics.intervals.subset_fraction or turn the intervals off"
+            )
 
 
 def _validate(source, source_path, target, target_path, metrics, allow_mixed=False) -> None:

@@ -14,6 +14,8 @@ import errno
 import math
 import os
 
+from fidlens.metric_specs import INTERVAL_GROUPS
+
 MB = 2**20
 
 # ---------------------------------------------------------------------------------------------
@@ -42,9 +44,12 @@ KNN_SECONDS_PER_UNIT = 8.0e-11  # per rows^2 x D, one core (the worst case, isot
 MIN_RUNTIME_MIN = 10
 
 
-def metrics_mem_mb(n_source: int, n_target: int, dim: int, attempt: int = 1) -> int:
+def metrics_mem_mb(
+    n_source: int, n_target: int, dim: int, attempt: int = 1, interval_resamples: int = 0
+) -> int:
     """Memory (MB) of compute_metrics for two caches of n_source and n_target rows of D
-    features (both normalisations, every metric): linear in (n_source + n_target) x D."""
+    features (both normalisations, every metric): linear in (n_source + n_target) x D; with
+    `interval_resamples` > 0 plus the confidence intervals' (`interval_bytes`)."""
     values = (int(n_source) + int(n_target)) * int(dim)
     kid_rows = min(max(int(n_source), int(n_target)), KID_WHOLE_SET_ROWS)
     peak = (
@@ -52,8 +57,37 @@ def metrics_mem_mb(n_source: int, n_target: int, dim: int, attempt: int = 1) -> 
         + METRICS_BYTES_PER_VALUE * values
         + METRICS_DXD_MATRICES * 8 * int(dim) ** 2
         + 3 * 8 * kid_rows**2
+        + interval_bytes(n_source, n_target, dim, interval_resamples)
     )
     return _round_mb(SAFETY * peak * max(1, int(attempt)))
+
+
+# Confidence intervals (fidlens.metrics.intervals), at half-samples: FID's per-group packed
+# outer products (kept up to 3 GiB) and one 1 GiB chunk of resampled covariances, when the
+# subsets have more rows than D; per resample and row, the membership matrices, subset radii
+# and counting chunks (float64).
+INTERVAL_GRAM_CACHE_BYTES = 3 * 2**30
+INTERVAL_CHUNK_BYTES = 2**30
+INTERVAL_BYTES_PER_RESAMPLE_ROW = 48
+# One eigenvalue problem per resample (measured 1.1 CPU s at D = 2048, about 1.3 D^3 multiply-
+# adds at SECONDS_PER_MULTIPLY_ADD; 3 D^3 keeps the margin of 2) and the resampled k-NN counts
+# and KID kernel sums (~3 point estimates' k-NN and KID work).
+INTERVAL_EIGEN_MULTIPLY_ADDS = 3
+INTERVAL_KNN_FACTOR = 3
+
+
+def interval_bytes(n_source: int, n_target: int, dim: int, resamples: int) -> int:
+    """Extra memory of the confidence intervals (0 without resamples)."""
+    if int(resamples) <= 0:
+        return 0
+    dim = int(dim)
+    grams = 0
+    if min(int(n_source), int(n_target)) // 2 - 1 >= dim:
+        groups = sum(min(int(n), INTERVAL_GROUPS) for n in (n_source, n_target))
+        grams = min(INTERVAL_GRAM_CACHE_BYTES, groups * 8 * dim * (dim + 1) // 2)
+        grams += INTERVAL_CHUNK_BYTES
+    rows = int(n_source) + int(n_target)
+    return grams + INTERVAL_BYTES_PER_RESAMPLE_ROW * int(resamples) * rows
 
 
 def metrics_runtime_min(
@@ -65,14 +99,21 @@ def metrics_runtime_min(
     kid_subset_size: int = 1000,
     normalizations: int = 2,
     attempt: int = 1,
+    interval_resamples: int = 0,
 ) -> int:
     """Run time (minutes) of compute_metrics: FID, KID and the k-NN metrics, per
     normalisation, on `threads` cores, with a wide margin (a killed job costs more than a
-    long reservation)."""
+    long reservation); with `interval_resamples` > 0 plus the confidence intervals."""
     rows, dim = int(n_source) + int(n_target), int(dim)
     size = min(int(kid_subset_size), int(n_source), int(n_target))
     multiply_adds = rows * dim**2 + 30 * dim**3 + 3 * int(kid_subsets) * size**2 * dim
     seconds = SECONDS_PER_MULTIPLY_ADD * multiply_adds + KNN_SECONDS_PER_UNIT * rows**2 * dim
+    if int(interval_resamples) > 0:
+        half = min(int(n_source), int(n_target)) // 2
+        eigen = INTERVAL_EIGEN_MULTIPLY_ADDS * min(dim, half) ** 3 * int(interval_resamples)
+        kernels = rows**2 * dim + rows**2 * int(interval_resamples)
+        seconds += SECONDS_PER_MULTIPLY_ADD * (eigen + rows * dim**2 + kernels)
+        seconds += INTERVAL_KNN_FACTOR * KNN_SECONDS_PER_UNIT * rows**2 * dim
     seconds *= max(1, int(normalizations)) / max(1, int(threads))
     return _minutes(seconds, attempt)
 

@@ -28,6 +28,8 @@ LONG_COLUMNS = [
     "value",
     "n_source",
     "n_target",
+    "ci_low",
+    "ci_high",
     "feature_layer",
     "preprocess",
     "weights_sha256",
@@ -37,8 +39,14 @@ LONG_COLUMNS = [
     "kid_subset_size",
     "k_precision_recall",
     "k_density_coverage",
+    "interval_method",
+    "interval_resamples",
+    "interval_level",
+    "interval_seed",
+    "interval_subset_size",
     "fidlens_version",
     "metrics_file",
+    "note",  # why a value is missing: "unavailable: target given as statistics"
 ]
 # Metric names as compute_metrics.py writes them, in report order.
 METRIC_ORDER = ("fid", "kid_mean", "kid_std", "precision", "recall", "density", "coverage")
@@ -53,6 +61,9 @@ TABLE_1 = {
     "density": ("D", 1.0, 3),
     "coverage": ("C", 1.0, 3),
 }
+# Table 1's CMMD column, where a row has CMMD (CLIP-type extractors; x1000 already, as
+# Jayasumana et al. report it)
+CMMD_COLUMN = {"cmmd": ("CMMD", 1.0, 3)}
 TABLE_2 = {
     # L2-normalised features live on the unit sphere: the numbers are small, so both are
     # shown x1000, as in the seed paper's Tables II and IV.
@@ -104,6 +115,11 @@ def metric_rows(doc: dict, metrics_file: str | None = None) -> list[dict]:
         "kid_subset_size": doc.get("kid_subset_size"),
         "k_precision_recall": doc.get("k_precision_recall"),
         "k_density_coverage": doc.get("k_density_coverage"),
+        "interval_method": doc.get("interval_method"),
+        "interval_resamples": doc.get("interval_resamples"),
+        "interval_level": doc.get("interval_level"),
+        "interval_seed": doc.get("interval_seed"),
+        "interval_subset_size": _sizes(doc.get("interval_subset_size")),
         "fidlens_version": (doc.get("package_versions") or {}).get("fidlens"),
         "metrics_file": metrics_file,
     }
@@ -112,13 +128,19 @@ def metric_rows(doc: dict, metrics_file: str | None = None) -> list[dict]:
         values = doc.get(normalization) or {}
         names = [name for name in METRIC_ORDER if name in values]
         names += sorted(name for name in values if name not in METRIC_ORDER)
+        names = [name for name in names if not name.endswith("_ci")]
         for name in names:
+            low, high = values.get(f"{name}_ci") or (None, None)
             rows.append(
                 {
                     **provenance,
                     "normalization": normalization,
                     "metric": name,
                     "value": None if values[name] is None else float(values[name]),
+                    "ci_low": low,
+                    "ci_high": high,
+                    # why a value is missing (a target given only as statistics)
+                    "note": (doc.get("unavailable") or {}).get(f"{normalization}.{name}"),
                 }
             )
     if not rows:
@@ -142,12 +164,16 @@ def extractor_label(extractor: str, weights: str) -> str:
 
 def wide_table(long: pd.DataFrame, normalization: str, columns: dict) -> pd.DataFrame:
     """One row per (extractor, weights, source, target), in first-appearance order; one column
-    per metric in `columns` (title, scale, decimals), scaled; absent metrics are NaN."""
+    per metric in `columns` (title, scale, decimals), scaled; absent metrics are NaN. A metric
+    with a confidence interval gets it as a (low, high) tuple, scaled, in the column
+    "<title> CI" (`markdown_table` shows it in the metric's cell)."""
     subset = long[long["normalization"] == normalization]
     keys = ["extractor", "weights", "source", "target"]
     rows = []
     for key, group in subset.groupby(keys, sort=False):
         values = dict(zip(group["metric"], group["value"], strict=True))
+        lows = dict(zip(group["metric"], group.get("ci_low", [None] * len(group)), strict=True))
+        highs = dict(zip(group["metric"], group.get("ci_high", [None] * len(group)), strict=True))
         first = group.iloc[0]
         row = {
             "Extractor": extractor_label(key[0], key[1]),
@@ -158,21 +184,31 @@ def wide_table(long: pd.DataFrame, normalization: str, columns: dict) -> pd.Data
         for metric, (title, scale, _) in columns.items():
             value = values.get(metric)  # NaN or None where not computed or not defined
             row[title] = math.nan if value is None else float(value) * scale
+            if _number(lows.get(metric)) and _number(highs.get(metric)):
+                row[f"{title} CI"] = (float(lows[metric]) * scale, float(highs[metric]) * scale)
         rows.append(row)
     titles = ["Extractor", "Source", "Target", "N", *(title for title, _, _ in columns.values())]
-    return pd.DataFrame(rows, columns=titles)
+    with_ci = [f"{t} CI" for t in titles if any(f"{t} CI" in row for row in rows)]
+    return pd.DataFrame(rows, columns=titles + with_ci)
 
 
 def markdown_table(frame: pd.DataFrame, decimals: dict[str, int]) -> str:
-    """A GitHub pipe table; numbers right-aligned with fixed decimals, NaN as an en dash."""
-    header = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "|".join("---:" if column in decimals else "---" for column in frame.columns) + "|"
+    """A GitHub pipe table; numbers right-aligned with fixed decimals, NaN as an en dash; a
+    number with an interval (column "<title> CI") reads "value [low, high]"."""
+    shown = [column for column in frame.columns if not str(column).endswith(" CI")]
+    header = "| " + " | ".join(shown) + " |"
+    rule = "|" + "|".join("---:" if column in decimals else "---" for column in shown) + "|"
     lines = [header, rule]
     for _, row in frame.iterrows():
         cells = [
             _format(row[column], decimals[column]) if column in decimals else str(row[column])
-            for column in frame.columns
+            for column in shown
         ]
+        for index, column in enumerate(shown):
+            interval = row.get(f"{column} CI")
+            if column in decimals and isinstance(interval, tuple):
+                low, high = (_format(v, decimals[column]) for v in interval)
+                cells[index] += f" [{low}, {high}]"
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -186,11 +222,20 @@ def markdown_report(long: pd.DataFrame, sources: Sequence[str] = ()) -> str:
         "P, R = precision and recall; D, C = density and coverage (k-NN, source against "
         "target). Every number is in results/tables/metrics.csv with its provenance.",
     ]
+    if "ci_low" in long and long["ci_low"].notna().any():
+        levels = sorted({float(v) for v in long["interval_level"].dropna()})
+        level = "/".join(f"{100 * v:g} %" for v in levels) or "the"
+        parts.append(
+            f"[low, high]: {level} confidence interval of the expected value at these set sizes "
+            "(subsampling without replacement; README.md, \"Confidence intervals\")."
+        )
     if sources:
         parts.append("")
         parts.append(f"Made by workflow_scripts/make_tables.py from {len(sources)} metric files.")
     warned = False
     for normalization, columns in (("raw", TABLE_1), ("l2", TABLE_2)):
+        if normalization == "raw" and (long["metric"] == "cmmd").any():
+            columns = {**columns, **CMMD_COLUMN}
         frame = wide_table(long, normalization, columns)
         if frame.empty:
             continue
@@ -200,6 +245,7 @@ def markdown_report(long: pd.DataFrame, sources: Sequence[str] = ()) -> str:
             warned = True
         decimals = {title: places for title, _, places in columns.values()}
         parts.append(markdown_table(frame, decimals))
+    parts += unavailable_notes(long)
     return "\n".join(parts) + "\n"
 
 
@@ -218,6 +264,17 @@ def _format(value, decimals: int) -> str:
     return f"{value:.{decimals}f}"
 
 
+def _number(value) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _sizes(value):
+    """interval_subset_size [source, target] as "source/target" (one CSV cell)."""
+    if value is None:
+        return None
+    return "/".join(str(int(v)) for v in value) if isinstance(value, list | tuple) else value
+
+
 def _count(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "?"
@@ -228,3 +285,18 @@ def _shared_value(a, b):
     if a is None or b is None:
         return a if b is None else b
     return a if a == b else "mixed"
+
+
+def unavailable_notes(long: pd.DataFrame) -> list[str]:
+    """Markdown lines naming every value left out and why (the metric JSON's `unavailable`:
+    a target given only as statistics has FID and nothing else)."""
+    if "note" not in long or not long["note"].notna().any():
+        return []
+    lines = ["", "Unavailable values (–):", ""]
+    noted = long[long["note"].notna()]
+    for (extractor, source, target, note), group in noted.groupby(
+        ["extractor", "source", "target", "note"], sort=False
+    ):
+        names = ", ".join(dict.fromkeys(group["metric"]))
+        lines.append(f"- {extractor}, {source} vs {target}: {names} ({note})")
+    return lines
