@@ -39,31 +39,27 @@ test-heavy: $(VENV)/.test
 # if missing) in a temporary folder, and stop its daemons when they end.
 SLURM_PACKAGES := slurmctld slurmd slurm-client munge
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Installs the Debian packages given that are missing (test-slurm, test-browser).
+define apt_install
+missing=""; for package in $(1); do \
+  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" \
+    || missing="$$missing $$package"; \
+done; \
+if [ -n "$$missing" ]; then \
+  echo "installing$$missing"; \
+  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install \
+    -y -qq --no-install-recommends $$missing >/dev/null; \
+fi
+endef
 test-slurm: $(VENV)/.test
-	@missing=""; for package in $(SLURM_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" \
-	    || missing="$$missing $$package"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install \
-	    -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
+	@$(call apt_install,$(SLURM_PACKAGES))
 	$(BIN)/python -m pytest -q -m slurm tests/test_slurm.py
 
 # The `browser` test renders a report of a small workflow run in headless Chromium (Debian's
 # package, installed here if missing; playwright drives it, no browser download).
 BROWSER_PACKAGES := chromium
 test-browser: $(VENV)/.test
-	@missing=""; for package in $(BROWSER_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q "install ok installed" \
-	    || missing="$$missing $$package"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install \
-	    -y -qq --no-install-recommends $$missing >/dev/null; \
-	fi
+	@$(call apt_install,$(BROWSER_PACKAGES))
 	$(BIN)/python -m pytest -q -m browser tests/test_report_browser.py
 
 lint: $(VENV)/.test
