@@ -29,6 +29,7 @@ from fidlens.generators import (
     demo_outputs,
 )
 from fidlens.generators.plan import GenerationPlan
+from fidlens.metric_specs import K_DC, K_PR, NORMALIZE_MODES
 from fidlens.metric_specs import interval_subset_size, too_small
 from fidlens import trust_plan
 from fidlens.trust_plan import TrustPlan, name_regex
@@ -498,6 +499,26 @@ def metric_flags(wildcards):
     return " ".join(flags)
 
 
+def metric_statistics(wildcards):
+    """The per-dataset statistics files of a comparison's two sets, when some metric uses
+    them (FID their moments, precision/recall and density/coverage their radii)."""
+    if not {"fid", "pr", "dc"} & set(config["metrics"]["names"]):
+        return {}
+    folder = f"results/statistics/{wildcards.extractor}"
+    return {
+        "source_statistics": f"{folder}/{wildcards.source}.h5",
+        "target_statistics": f"{folder}/{wildcards.target}.h5",
+    }
+
+
+def metric_statistics_flags(wildcards, input):
+    return " ".join(
+        f"--{key.replace('_', '-')} {shlex.quote(str(input[key]))}"
+        for key in ("source_statistics", "target_statistics")
+        if key in input.keys()
+    )
+
+
 def metric_json(extractor, source, target):
     return f"results/metrics/{extractor}/{source}__{target}.json"
 
@@ -770,6 +791,47 @@ def statistics_layer(wildcards):
     return EXTRACTORS[wildcards.extractor]["layer"]
 
 
+def statistics_settings(wildcards):
+    """What one per-dataset statistics file holds (its rerun trigger): the instance's layer;
+    the blocks whose mean and covariance it stores (raw always: the experiments, attention
+    maps and exports read them; l2 when the comparisons' FID is also L2-normalised); the k-NN
+    radii per block that the comparisons' precision/recall (both sets, K_PR) and
+    density/coverage (targets only, K_DC) need."""
+    metrics = config["metrics"]
+    names = set(metrics["names"])
+    blocks = NORMALIZE_MODES[metrics["normalize"]]
+    pairs = config["comparisons"]
+    compared = any(wildcards.dataset in pair.values() for pair in pairs)
+    target = any(pair["target"] == wildcards.dataset for pair in pairs)
+    ks = [K_PR] if compared and "pr" in names else []
+    ks += [K_DC] if target and "dc" in names and K_DC not in ks else []
+    ks.sort()
+    l2 = compared and "fid" in names and "l2" in blocks
+    return {
+        "layer": statistics_layer(wildcards),
+        "moments": "raw,l2" if l2 else "raw",
+        "radii": {block: ks for block in blocks} if ks else {},
+    }
+
+
+def statistics_settings_json(wildcards):
+    return canonical_json(statistics_settings(wildcards))
+
+
+def statistics_flags(wildcards):
+    settings = statistics_settings(wildcards)
+    flags = [f"--layer {settings['layer']}", f"--moments {settings['moments']}"]
+    for block, ks in settings["radii"].items():
+        flags.append(f"--radii {block}={','.join(map(str, ks))}")
+    return " ".join(flags)
+
+
+def _statistics_work(wildcards):
+    """(blocks with moments, blocks with radii) of one statistics job, for its resources."""
+    settings = statistics_settings(wildcards)
+    return settings["moments"].split(","), list(settings["radii"])
+
+
 def _layer_shape(path, extractor):
     """(rows, columns) of the array an instance's `layer` reads from a cache."""
     rows, dim = job_resources.feature_shape(path)
@@ -780,12 +842,23 @@ def _layer_shape(path, extractor):
 
 def statistics_mem_mb(wildcards, input, attempt):
     rows, dim = _layer_shape(input.cache, wildcards.extractor)
-    return job_resources.statistics_mem_mb(rows, dim, attempt=attempt)
+    moments, radii = _statistics_work(wildcards)
+    return job_resources.statistics_mem_mb(
+        rows, dim, attempt=attempt, l2="l2" in moments + radii, radii=bool(radii)
+    )
 
 
 def statistics_runtime(wildcards, input, threads, attempt):
     rows, dim = _layer_shape(input.cache, wildcards.extractor)
-    return job_resources.statistics_runtime_min(rows, dim, threads, attempt=attempt)
+    moments, radii = _statistics_work(wildcards)
+    return job_resources.statistics_runtime_min(
+        rows,
+        dim,
+        threads,
+        attempt=attempt,
+        moment_blocks=len(moments),
+        radii_blocks=len(radii),
+    )
 
 
 def all_inception_score_jsons():

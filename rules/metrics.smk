@@ -1,10 +1,12 @@
-# One metric file per extractor and comparison (source = generated, target = real); with
-# metrics.intervals.enabled also its per-resample values, and per extractor and target the
-# paired differences between its sources.
+# One metric file per extractor and comparison (source = generated, target = real), from the
+# two caches and their per-dataset statistics (FID's moments and the k-NN radii, computed once
+# per dataset by rules/statistics.smk); with metrics.intervals.enabled also its per-resample
+# values, and per extractor and target the paired differences between its sources.
 
 
 rule compute_metrics:
     input:
+        unpack(metric_statistics),
         script=workflow_script("compute_metrics.py"),
         source="results/features/{extractor}/{source}.h5",
         target="results/features/{extractor}/{target}.h5",
@@ -23,10 +25,11 @@ rule compute_metrics:
         settings=metric_settings_json,
         flags=metric_flags,
         draws=metric_draws_flag,
+        statistics=metric_statistics_flags,
     shell:
         "python {input.script:q} --source {input.source:q} --target {input.target:q} {params.flags}"
-        " --source-name {wildcards.source} --target-name {wildcards.target} --threads {threads}"
-        " {params.draws} --out {output.json:q} > {log:q} 2>&1"
+        " {params.statistics} --source-name {wildcards.source} --target-name {wildcards.target}"
+        " --threads {threads} {params.draws} --out {output.json:q} > {log:q} 2>&1"
 
 
 # The paired interval of metric(A) - metric(B) for every two sources compared with one target,

@@ -1,5 +1,7 @@
-# Per (extractor, dataset): the float64 mean and covariance of its cache's array (the instance's
-# `layer`), computed once and read by every later step that needs a set's statistics.
+# Per (extractor, dataset): the statistics of its cache's array (the instance's `layer`),
+# computed once and read by every comparison, experiment and attention map: the raw (and, when
+# the metrics ask for it, L2-normalised) mean and covariance, and the k-NN radii that
+# precision/recall and density/coverage need (fidlens.statistics).
 
 
 rule dataset_statistics:
@@ -17,7 +19,8 @@ rule dataset_statistics:
         mem_mb=statistics_mem_mb,
         runtime=statistics_runtime,
     params:
-        layer=statistics_layer,
+        settings=statistics_settings_json,
+        flags=statistics_flags,
     shell:
-        "python {input.script:q} --cache {input.cache:q} --layer {params.layer}"
+        "python {input.script:q} --cache {input.cache:q} {params.flags}"
         " --threads {threads} --out {output:q} > {log:q} 2>&1"

@@ -301,3 +301,65 @@ def test_same_settings_and_unknown_settings_are_not_mixed(tmp_path):
     result = compute_metrics(source, target, metrics="fid")
     assert result["source_preprocess"] == "unknown" and result["preprocess"] == "clean"
     assert result["weights"] == "unknown"
+
+
+# ---------------------------------------------------------------- per-dataset statistics
+
+
+def _statistics(cache, *flags):
+    out = cache.with_suffix(".stats.h5")
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "dataset_statistics.py"), "--cache", str(cache),
+         *flags, "--out", str(out)], capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_cli_takes_statistics_files_with_the_same_numbers(caches, tmp_path):
+    fake, real = caches  # another tool's files (no stored sha256): digests of their content
+    flags = ["--moments", "raw,l2", "--radii", "raw=3,5", "--radii", "l2=3,5"]
+    files = ["--source-statistics", _statistics(fake, *flags),
+             "--target-statistics", _statistics(real, *flags)]  # fmt: skip
+    outputs = []
+    for extra in ([], files):
+        out = tmp_path / f"m{len(extra)}.json"
+        done = run("--source", fake, "--target", real, "--metrics", "fid,pr,dc", *extra,
+                   "--threads", 1, "--out", out)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        outputs.append(json.loads(out.read_text()))
+    plain, used = outputs
+    assert used["raw"] == plain["raw"] and used["l2"] == plain["l2"]
+    assert used["statistics_from"]["l2"] == dict.fromkeys(("fid", "pr", "dc"), "statistics files")
+    assert used["target_statistics"] == str(files[3]) and plain["target_statistics"] is None
+    # statistics of the other cache: an error naming both files
+    done = run("--source", fake, "--target", real, "--metrics", "fid",
+               "--target-statistics", files[1], "--out", tmp_path / "x.json")  # fmt: skip
+    assert done.returncode == 1
+    assert f"statistics {files[1]} do not belong to the cache {real}" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("metrics", "statistics", "expected"),
+    [("fid", False, []), ("fid", True, []), ("fid,pr", False, ["torch"])],
+)
+def test_fid_alone_imports_neither_torch_nor_pandas(caches, tmp_path, metrics, statistics,
+                                                    expected):  # fmt: skip
+    fake, real = caches
+    argv = [str(SCRIPT), "--source", str(fake), "--target", str(real), "--metrics", metrics,
+            "--normalize", "none", "--threads", "1", "--out", str(tmp_path / "m.json")]
+    if statistics:
+        argv += ["--source-statistics", str(_statistics(fake)),
+                 "--target-statistics", str(_statistics(real))]  # fmt: skip
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = {argv!r}\n"
+        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit as stop:\n    assert stop.code == 0, stop.code\n"
+        "print(sorted(name for name in ('torch', 'pandas') if name in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(expected)
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert result["statistics_from"]["raw"]["fid"] == (
+        "statistics files" if statistics else "caches")

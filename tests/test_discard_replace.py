@@ -15,9 +15,9 @@ from test_workflow import make_workdir, run_ok, write_config
 from fidlens.experiments import discard_replace as dr
 from fidlens.generators.demo import pick_pairs
 from fidlens.generators.latents import Latents
-from fidlens.generators.pairs import Pair, write_pairs
 from fidlens.generators.procedural import ProceduralFaces, is_defective
 from fidlens.metrics import fid_from_features
+from fidlens.pairs import Pair, write_pairs
 
 
 def test_d_is_distance_to_bad_minus_distance_to_good_and_the_smallest_are_selected():

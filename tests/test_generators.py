@@ -14,7 +14,6 @@ import torch
 
 from fidlens.generators import load_generator
 from fidlens.generators.latents import Latents, read_latents, write_latents
-from fidlens.generators.pairs import Pair, read_pairs, write_pairs
 from fidlens.generators.procedural import (
     DEFECT_THRESHOLD,
     ProceduralFaces,
@@ -74,13 +73,6 @@ def test_latents_and_pair_files_round_trip(tmp_path):
     assert "numpy" in back.attrs["package_versions"]
     with pytest.raises(KeyError, match="c.png"):
         back.w_of(["c.png"])
-    write_pairs(tmp_path / "p.csv", [Pair("g", "x.png", "g", "y.png")])
-    assert (tmp_path / "p.csv").read_text().splitlines()[0] == \
-        "good_dataset,good_path,bad_dataset,bad_path"
-    assert read_pairs(tmp_path / "p.csv") == [Pair("g", "x.png", "g", "y.png")]
-    (tmp_path / "bad.csv").write_text("good,bad\nx,y\n")
-    with pytest.raises(ValueError, match="missing good_dataset"):
-        read_pairs(tmp_path / "bad.csv")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,13 +16,16 @@ from PIL import Image
 from pytorch_fid.inception import InceptionV3
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+from torchvision.models.inception import BasicConv2d
 
 from fidlens.extractors import available, build_extractor
 from fidlens.extractors.base import RANDOM_INIT
 from fidlens.extractors.networks.inception import (
+    ConvReLU,
     FIDInceptionV3,
     build_random_state_dict,
     init_random_weights,
+    onednn_fusion_available,
     preprocess_torch_fidelity,
     random_state_dict,
     resize_pil_bicubic_per_channel,
@@ -290,3 +293,79 @@ def test_channels_last_inference_matches(parity_files):
         model = model.to(memory_format=torch.channels_last)
         got = model(batch.to(memory_format=torch.channels_last))["features"]
     _assert_close(got, expected)
+
+
+def _batch_through_prepared(model: FIDInceptionV3, images) -> dict[str, torch.Tensor]:
+    """Images as the extraction loop runs them: preprocess, `prepare`, `collate`, forward."""
+    items = [model.preprocessor()(image).numpy() for image in images]
+    prepared = model.prepare(torch.device("cpu"))
+    with torch.inference_mode():
+        return prepared(prepared.collate(items, torch.device("cpu")))
+
+
+def test_prepared_network_is_a_fused_copy_with_pytorch_fid_parity(
+    checkpoint, parity_files, tmp_path, monkeypatch
+):
+    hub = tmp_path / "torch-home" / "hub" / "checkpoints"
+    hub.mkdir(parents=True)
+    (hub / PYTORCH_FID_NAME).symlink_to(checkpoint)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    ours = _ours(checkpoint, "pytorch-fid")
+    prepared = ours.prepare(torch.device("cpu"))
+    assert prepared is not ours
+    assert not any(isinstance(m, BasicConv2d) for m in prepared.modules())
+    assert sum(isinstance(m, ConvReLU) for m in prepared.modules()) == 94
+    assert all(m.onednn == onednn_fusion_available(torch.device("cpu"))
+               for m in prepared.modules() if isinstance(m, ConvReLU))
+    # The extractor keeps its unfused layers (and its checkpoint keys); hooks find the blocks.
+    assert isinstance(ours.Mixed_7c.branch_pool, BasicConv2d)
+    assert "Mixed_7c.branch_pool.bn.running_var" in ours.state_dict()
+    assert prepared.get_submodule("Mixed_7c") is not ours.Mixed_7c
+
+    images = parity_files[1]
+    fused = _batch_through_prepared(ours, images)
+    reference = InceptionV3([3], resize_input=True, normalize_input=True).eval()
+    to_tensor = torchvision.transforms.ToTensor()
+    for row, image in enumerate(images):
+        with torch.no_grad():
+            expected = reference(to_tensor(image.copy())[None])[0].flatten()
+        _assert_close(fused["features"][row], expected)
+        unfused = _our_outputs(ours, image)
+        for name in ("features", "logits", "logits_unbiased"):
+            _assert_close(fused[name][row], unfused[name])
+
+
+def test_conv_relu_equals_conv_batch_norm_relu_on_both_paths():
+    torch.manual_seed(0)
+    basic = BasicConv2d(16, 24, kernel_size=(1, 3), padding=(0, 1)).eval()
+    with torch.no_grad():
+        basic.bn.running_mean.uniform_(-1, 1)
+        basic.bn.running_var.uniform_(0.5, 2)
+        basic.bn.weight.uniform_(0.5, 2)
+        basic.bn.bias.uniform_(-1, 1)
+    basic = basic.to(memory_format=torch.channels_last)
+    for onednn in (False, onednn_fusion_available(torch.device("cpu"))):
+        fused = ConvReLU(basic, onednn)
+        for batch in (3, 2, 3):  # a new input shape re-packs the weights
+            x = torch.randn(batch, 16, 9, 11).contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode():
+                expected, got = basic(x), fused(x)
+            assert got.is_contiguous(memory_format=torch.channels_last)
+            _assert_close(got, expected)
+
+
+def test_prepared_network_keeps_gradients_to_its_input(checkpoint, parity_files):
+    """Under autograd the fused layers fall back to differentiable F.conv2d."""
+    ours = _ours(checkpoint, "pytorch-fid")
+    prepared = ours.prepare(torch.device("cpu"))
+    x = ours.preprocessor()(parity_files[1][0])[None].contiguous(
+        memory_format=torch.channels_last
+    )
+    with torch.inference_mode():
+        expected = prepared(x)["features"]
+    x.requires_grad_(True)
+    features = prepared(x)["features"]
+    features.sum().backward()
+    _assert_close(features.detach(), expected)
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().max() > 0
+    assert all(parameter.grad is None for parameter in ours.parameters())  # folded: no history

@@ -105,7 +105,9 @@ def test_switching_the_layer_reruns_the_metrics_and_no_extraction(tmp_path):
     write_config(tmp_path, {**CONFIG, "extractors": {"mobilenet_v2_imagenet": {
         **CONFIG["extractors"]["mobilenet_v2_imagenet"], "layer": "pool"}}})
     planned = run_ok(tmp_path, "--dry-run", METRICS)
-    assert re.findall(r"^(?:local)?rule (\w+):$", planned, re.M) == ["compute_metrics"]
+    # the metrics and both sets' statistics (the layer is theirs too); no extraction
+    assert sorted(re.findall(r"^(?:local)?rule (\w+):$", planned, re.M)) == [
+        "compute_metrics", "dataset_statistics", "dataset_statistics"]
     run_ok(tmp_path, METRICS)
     result = json.loads((tmp_path / METRICS).read_text())
     assert (result["layer"], result["feature_layer"], result["feature_dim"]) == (

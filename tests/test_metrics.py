@@ -521,6 +521,63 @@ def test_manifold_metric_properties():
         metrics.precision_recall(real[:3], real)
 
 
+@pytest.mark.parametrize("scale", [1.0, 2.0**40, 2.0**-40])
+def test_knn_sq_radii_are_exact_in_original_units_and_reused_bit_for_bit(scale):
+    rng = np.random.default_rng(16)
+    real = (correlated(rng, 300, 12) * scale).astype(np.float32)
+    fake = (correlated(rng, 250, 12, shift=0.2) * scale).astype(np.float32)
+    radii = {name: metrics.knn_sq_radii(x, (5, 3)) for name, x in (("real", real), ("fake", fake))}
+    for name, x in (("real", real), ("fake", fake)):
+        within = cdist(x.astype(np.float64), x.astype(np.float64), "sqeuclidean")
+        np.fill_diagonal(within, np.inf)
+        for k in (3, 5):
+            assert radii[name][k].dtype == np.float64
+            np.testing.assert_allclose(radii[name][k], np.sort(within, 1)[:, k - 1], rtol=1e-12)
+    # own k-NN radii, or the precomputed ones (each set alone picks its own scale): ==
+    ours = metrics.manifold_metrics(fake, real)
+    given = metrics.manifold_metrics(fake, real, real_sq_radii=radii["real"],
+                                     fake_sq_radii={3: radii["fake"][3]})  # fmt: skip
+    assert given == ours
+    assert metrics.manifold_metrics(fake, real, which=("dc",), real_sq_radii={
+        5: radii["real"][5]}) == metrics.manifold_metrics(fake, real, which=("dc",))  # fmt: skip
+    np.testing.assert_array_equal(metrics.knn_radii(real, 3), np.sqrt(radii["real"][3]))
+
+
+def test_precomputed_radii_are_validated():
+    rng = np.random.default_rng(17)
+    real, fake = correlated(rng, 40, 4), correlated(rng, 30, 4)
+    good = metrics.knn_sq_radii(real, (3, 5))
+    cases = {
+        "no radii for k = 5": {3: good[3]},
+        "expected 40 radii": {3: good[3], 5: good[5][:-1]},
+        "finite and non-negative": {3: good[3], 5: np.where(np.arange(40) == 2, -1.0, good[5])},
+        "must be floating point": {3: good[3], 5: good[5].astype(np.int64)},
+    }
+    for message, radii in cases.items():
+        with pytest.raises(ValueError, match=message):
+            metrics.manifold_metrics(fake, real, real_sq_radii=radii)
+    nan = good[3].copy()
+    nan[0] = np.nan
+    with pytest.raises(ValueError, match="fake_sq_radii.*finite"):
+        metrics.manifold_metrics(real[:30], real, fake_sq_radii={3: nan[:30]})
+    with pytest.raises(ValueError, match="need at least 6 samples"):
+        metrics.knn_sq_radii(real[:5], (5,))
+
+
+def test_statistics_of_float32_rows_equal_a_float64_computation():
+    """Chunked rank-k updates from float32 (no float64 copy of the whole set)."""
+    rng = np.random.default_rng(18)
+    x = (correlated(rng, 5000, 40) + 3.0).astype(np.float32)
+    mu, sigma = metrics.feature_statistics(x)
+    x64 = x.astype(np.float64)
+    np.testing.assert_allclose(mu, x64.mean(0), rtol=1e-15, atol=1e-15)
+    np.testing.assert_allclose(sigma, np.cov(x64, rowvar=False), rtol=1e-12, atol=1e-14)
+    assert (sigma == sigma.T).all() and sigma.dtype == np.float64
+    # chunk boundaries do not matter beyond rounding
+    whole = fid_module._scatter(x, mu, chunk=len(x)) / (len(x) - 1)
+    np.testing.assert_allclose(sigma, whole, rtol=1e-12, atol=1e-14)
+
+
 # --- helpers ----------------------------------------------------------------------------------
 
 

@@ -154,7 +154,7 @@ def test_slurm_run_goes_through_slurm_and_equals_a_local_run(cluster, tmp_path):
     jobs = submitted(output)
     rules = sorted(rule_of(log) for log in jobs.values())
     assert rules == sorted(["manifest"] * 3 + ["extract_features"] * 3
-                           + ["compute_metrics"] * 2), output[-5000:]
+                           + ["dataset_statistics"] * 3 + ["compute_metrics"] * 2), output[-5000:]
     assert "make_tables" not in rules  # a localrule: never submitted
     for jobid, log in jobs.items():
         info = cluster.scontrol(jobid)

@@ -190,6 +190,7 @@ def test_dry_run_plans_every_stage_with_each_jobs_own_settings(tmp_path):
     assert {rule: len(outputs) for rule, outputs in jobs.items()} == {
         "manifest": 3,
         "extract_features": 3,
+        "dataset_statistics": 3,  # once per compared set, read by every comparison
         "compute_metrics": 2,
         "make_tables": 2,  # one job, two outputs
     }
@@ -283,6 +284,10 @@ def test_reruns_touch_only_what_changed(finished_run):
             "results/features/inception/gen1.h5",
             "results/features/inception/gen2.h5",
         ],
+        "dataset_statistics": [
+            "results/statistics/inception/gen1.h5",
+            "results/statistics/inception/gen2.h5",
+        ],
         "compute_metrics": [
             "results/metrics/inception/gen1__real.json",
             "results/metrics/inception/gen2__real.json",
@@ -359,7 +364,7 @@ def test_extraction_follows_image_content_not_mtimes_or_other_files(tmp_path):
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(image)
     assert image.stat().st_size == size
     assert sorted(planned(tmp_path)) == [
-        "compute_metrics", "extract_features", "make_tables", "manifest"
+        "compute_metrics", "dataset_statistics", "extract_features", "make_tables", "manifest"
     ]
     output = run_ok(tmp_path)
     assert ran(output).count("extract_features") == 1, output

@@ -24,8 +24,10 @@ def test_dry_run_plans_statistics_experiments_and_scores_with_their_settings(tmp
     make_workdir(tmp_path, CONFIG)
     output = run_ok(tmp_path, "--dry-run", "--printshellcmds")
     jobs = planned(tmp_path)
-    # Statistics of the real set only (the experiments' targets), one per extractor.
-    assert jobs["dataset_statistics"] == ["results/statistics/inception/real.h5"]
+    # Statistics of every compared set (the metrics read them; the experiments read the
+    # real set's), one per extractor.
+    assert sorted(jobs["dataset_statistics"]) == [
+        f"results/statistics/inception/{name}.h5" for name in ("gen1", "gen2", "real")]
     expected = {
         f"results/experiments/{kind}/{pair}.{ext}"
         for kind in ("top1", "topn", "resampling") for pair in PAIRS

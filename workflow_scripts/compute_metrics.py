@@ -5,7 +5,8 @@ python workflow_scripts/compute_metrics.py --source A.h5 --target B.h5 [--metric
     [--source-name NAME] [--target-name NAME] [--threads N] [--allow-mixed]
     [--layer pool|logits] [--intervals [--interval-resamples 200] [--interval-level 0.95]
     [--interval-seed 0] [--interval-subset-fraction 0.5] [--draws FILE.csv]
-    [--device auto|cpu|cuda]] --out FILE.json
+    [--device auto|cpu|cuda]] [--source-statistics S.h5] [--target-statistics T.h5]
+    --out FILE.json
 
 Source is the generated set, target the real one. Any HDF5 file with a 2-D `features`
 dataset is accepted. Caches made with different preprocessing or weights are an error unless
@@ -14,6 +15,10 @@ computes the metrics on the caches' classifier logits instead of their features.
 --intervals adds each metric's confidence interval (`<name>_ci` in the JSON, by subsampling:
 fidlens.metrics.intervals); --draws writes the per-resample values, which
 metric_differences.py turns into paired intervals of differences between sources.
+--source-statistics / --target-statistics: the per-dataset statistics files of the two caches
+(dataset_statistics.py): FID from their moments, PR/DC with their radii, the same values
+(the JSON's `statistics_from` says what was used). torch and pandas are imported only when a
+metric or the draws need them: FID alone runs without either.
 """
 
 import argparse
@@ -21,12 +26,12 @@ import json
 import sys
 from pathlib import Path
 
-import pandas as pd
-import torch
-
 from fidlens.evaluate import IntervalSettings, compute_metrics
 from fidlens.files import write_text_atomic
 from fidlens.metric_specs import METRIC_KEYS, NORMALIZE_MODES
+
+# Metrics that run on torch (fidlens.metrics.mmd, knn, cmmd; the intervals too).
+TORCH_METRICS = {"kid", "pr", "dc", "cmmd"}
 
 
 def main(argv=None) -> int:
@@ -40,7 +45,7 @@ def main(argv=None) -> int:
     parser.add_argument("--kid-subset-size", type=int, default=1000)
     parser.add_argument("--source-name", default=None)
     parser.add_argument("--target-name", default=None)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch, BLAS)")
     parser.add_argument("--layer", default="pool", choices=["pool", "logits"],
                         help="the cached array the metrics read: features (pool) or logits")
     parser.add_argument("--allow-mixed", action="store_true",
@@ -55,6 +60,10 @@ def main(argv=None) -> int:
     parser.add_argument("--draws", default=None,
                         help="CSV of every resample's values (with --intervals)")
     parser.add_argument("--device", default="auto", help="where the intervals' products run")
+    parser.add_argument("--source-statistics", default=None,
+                        help="the source cache's per-dataset statistics file (.h5)")
+    parser.add_argument("--target-statistics", default=None,
+                        help="the target cache's per-dataset statistics file (.h5)")
     parser.add_argument("--out", required=True, help="JSON file to write")
     args = parser.parse_args(argv)
     if args.draws and not args.intervals:
@@ -63,25 +72,16 @@ def main(argv=None) -> int:
     if args.intervals:
         intervals = IntervalSettings(args.interval_resamples, args.interval_level,
                                      args.interval_seed, args.interval_subset_fraction)
-    if args.threads:
+    names = {name.strip().lower() for name in args.metrics.split(",")}
+    if args.threads and (names & TORCH_METRICS or intervals is not None):
+        import torch
+
         torch.set_num_threads(args.threads)
+    from threadpoolctl import threadpool_limits
+
     try:
-        result = compute_metrics(
-            args.source,
-            args.target,
-            metrics=args.metrics,
-            normalize=args.normalize,
-            seed=args.seed,
-            kid_subsets=args.kid_subsets,
-            kid_subset_size=args.kid_subset_size,
-            source_name=args.source_name,
-            target_name=args.target_name,
-            allow_mixed=args.allow_mixed,
-            layer=args.layer,
-            intervals=intervals,
-            device=args.device,
-            progress=intervals is not None,
-        )
+        with threadpool_limits(args.threads):  # None: the BLAS default (every core)
+            result = _compute(args, intervals)
     except (OSError, ValueError) as error:
         print(f"compute_metrics: error: {error}", file=sys.stderr)
         return 1
@@ -95,9 +95,33 @@ def main(argv=None) -> int:
     return 0
 
 
+def _compute(args, intervals) -> dict:
+    """compute_metrics with the command line's settings."""
+    return compute_metrics(
+        args.source,
+        args.target,
+        metrics=args.metrics,
+        normalize=args.normalize,
+        seed=args.seed,
+        kid_subsets=args.kid_subsets,
+        kid_subset_size=args.kid_subset_size,
+        source_name=args.source_name,
+        target_name=args.target_name,
+        allow_mixed=args.allow_mixed,
+        layer=args.layer,
+        intervals=intervals,
+        device=args.device,
+        progress=intervals is not None,
+        source_statistics=args.source_statistics,
+        target_statistics=args.target_statistics,
+    )
+
+
 def draws_csv(draws: dict) -> str:
     """One row per resample, one column per normalisation and metric (`raw_fid`, ...), every
     value with 17 significant digits (read back exactly)."""
+    import pandas as pd  # only the draws need it
+
     columns = {
         f"{block}_{name}": values
         for block, found in draws.items()

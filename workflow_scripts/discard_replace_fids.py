@@ -13,8 +13,6 @@ import json
 import logging
 import sys
 
-import torch
-
 from fidlens.experiments.discard_replace import KEYS, discard_replace_fids
 from fidlens.files import write_text_atomic
 
@@ -34,12 +32,14 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from threadpoolctl import threadpool_limits
+
     try:
-        result = discard_replace_fids(args.selection, args.generated, args.train,
-                                      args.replacements, args.about, args.layer,
-                                      args.generated_name, args.train_name, args.allow_mixed)
+        # FID runs on numpy / SciPy, not torch: --threads caps the BLAS (None: every core)
+        with threadpool_limits(args.threads):
+            result = discard_replace_fids(args.selection, args.generated, args.train,
+                                          args.replacements, args.about, args.layer,
+                                          args.generated_name, args.train_name, args.allow_mixed)
     except (OSError, ValueError, KeyError) as error:
         logging.error("%s", error)
         return 1

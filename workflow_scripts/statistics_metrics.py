@@ -13,8 +13,6 @@ and every L2 one, null with its reason under `unavailable`
 import argparse
 import sys
 
-import torch
-
 from fidlens.interop import metrics_from_statistics, write_json
 from fidlens.statistics import read_statistics
 
@@ -29,22 +27,24 @@ def main(argv=None) -> int:
     parser.add_argument("--allow-mixed", action="store_true")
     parser.add_argument("--source-name", default=None)
     parser.add_argument("--target-name", default=None)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--threads", type=int, default=None, help="BLAS threads")
     parser.add_argument("--out", required=True, help="JSON file to write")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from threadpoolctl import threadpool_limits
+
     try:
-        result = metrics_from_statistics(
-            args.source,
-            read_statistics(args.target_statistics),
-            metrics=args.metrics,
-            normalize=args.normalize,
-            source_name=args.source_name,
-            target_name=args.target_name,
-            layer=args.layer,
-            allow_mixed=args.allow_mixed,
-        )
+        # FID from statistics runs on numpy / SciPy: --threads caps the BLAS (None: every core)
+        with threadpool_limits(args.threads):
+            result = metrics_from_statistics(
+                args.source,
+                read_statistics(args.target_statistics),
+                metrics=args.metrics,
+                normalize=args.normalize,
+                source_name=args.source_name,
+                target_name=args.target_name,
+                layer=args.layer,
+                allow_mixed=args.allow_mixed,
+            )
     except (OSError, ValueError) as error:
         print(f"statistics_metrics: error: {error}", file=sys.stderr)
         return 1

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from fidlens.metric_specs import METRIC_KEYS
-from fidlens.metrics import intervals as iv
+from fidlens.metrics import interval_bounds as iv
 from fidlens.provenance import RANDOM_INIT, package_versions
 
 NORMALIZATIONS = ("raw", "l2")

@@ -3,6 +3,12 @@
 The I/O edge around `fidlens.metrics`: it reads HDF5 files (ours or any file with a 2-D
 `features` dataset), refuses inputs that would give meaningless numbers, and returns a
 JSON-ready dict. Source is the generated set, target the real one.
+
+Per-dataset statistics files (fidlens.statistics) may stand in for what each cache would
+give: FID from their mean and covariance, precision/recall and density/coverage with their
+k-NN radii; the values are bit-for-bit those computed from the caches. FID alone from two
+statistics files reads only the caches' headers. Nothing here imports torch unless a metric
+that runs on it (KID, k-NN, CMMD, intervals) is asked for.
 """
 
 from __future__ import annotations
@@ -12,13 +18,20 @@ import os
 import warnings
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from fidlens import metrics as m
-from fidlens.cache import FeatureCache, read_features
+from fidlens.cache import CorruptCacheError, FeatureCache, read_features
 from fidlens.metric_specs import K_DC, K_PR, METRICS, MIN_SAMPLES, NORMALIZE_MODES
-from fidlens.metrics.cmmd import CMMD_METHOD, cmmd
 from fidlens.provenance import RANDOM_INIT, package_versions
+from fidlens.statistics import (
+    DatasetStatistics,
+    StatisticsBlock,
+    array_sha256,
+    check_statistics_match,
+    read_statistics,
+)
 from fidlens.trust_plan import cmmd_applies
 from fidlens.weight_specs import random_seed_from_origin
 
@@ -71,22 +84,46 @@ KID_SUBSETS = "subsets"  # mean and std over random subsets
 KID_WHOLE_SETS = "whole sets"  # one estimate on all samples; kid_std None
 
 
+# Where a block's FID / PR / DC came from (`statistics_from` in the result).
+FROM_STATISTICS = "statistics files"
+FROM_CACHES = "caches"
+FROM_CACHES_N_LE_D = "caches (N <= D: the exact feature-space form)"
+
+
 def feature_metrics(
-    source: np.ndarray,
-    target: np.ndarray,
+    source: np.ndarray | None,
+    target: np.ndarray | None,
     metrics=METRICS,
     kid_indices: tuple[np.ndarray, np.ndarray] | str | None = None,
+    statistics: tuple[StatisticsBlock, StatisticsBlock] | None = None,
+    sources: dict | None = None,
 ) -> dict[str, float | None]:
     """The asked-for metrics of one pair of feature arrays (no I/O).
 
     KID: mean and std over the subsets `kid_indices` (from `m.kid_subset_indices`), or, when
     `kid_indices` is KID_WHOLE_SETS, one estimate on the whole sets with kid_std None (not
     defined). None: the defaults of `compute_metrics` (100 subsets of 1000, seed 0; the whole
-    sets when neither has more than 1000 samples)."""
+    sets when neither has more than 1000 samples).
+
+    statistics: (source, target) blocks of per-dataset statistics (fidlens.statistics) of
+    these very arrays: FID from their means and covariances when both have them and
+    min(N) - 1 >= D (else the feature-space form needs the features), PR/DC with the radii
+    each holds; same values, bit for bit. With FID from statistics the arrays may be None.
+    `sources`, when given, receives {metric: where its inputs came from} for fid, pr, dc."""
     metrics = parse_metrics(metrics)
     result: dict[str, float | None] = {}
+    sources = {} if sources is None else sources
+    blocks = statistics or (StatisticsBlock(), StatisticsBlock())
     if "fid" in metrics:
-        result["fid"] = m.fid_from_features(source, target)
+        if _fid_from_statistics(*blocks, source, target):
+            (a, b) = blocks
+            result["fid"] = m.frechet_distance(a.mean, a.covariance, b.mean, b.covariance)
+            sources["fid"] = FROM_STATISTICS
+        else:
+            result["fid"] = m.fid_from_features(source, target)
+            dim = source.shape[1]
+            small = min(len(source), len(target)) - 1 < dim
+            sources["fid"] = FROM_CACHES_N_LE_D if small else FROM_CACHES
     if "kid" in metrics:
         if kid_indices is None:
             _, kid_indices = _kid_plan(len(source), len(target), 100, 1000, 0)
@@ -98,8 +135,42 @@ def feature_metrics(
             result["kid_mean"], result["kid_std"] = m.kid(source, target, kid_indices)
     which = tuple(name for name in ("pr", "dc") if name in metrics)
     if which:
-        result.update(m.manifold_metrics(source, target, k_pr=K_PR, k_dc=K_DC, which=which))
+        fake_ks = (K_PR,) if "pr" in which else ()
+        real_ks = tuple(k for k, name in ((K_PR, "pr"), (K_DC, "dc")) if name in which)
+        fake = _radii_of(blocks[0], fake_ks)
+        real = _radii_of(blocks[1], real_ks)
+        result.update(m.manifold_metrics(source, target, k_pr=K_PR, k_dc=K_DC, which=which,
+                                         real_sq_radii=real, fake_sq_radii=fake))  # fmt: skip
+        for name in which:  # dc needs only the target's radii, pr both sets'
+            sources[name] = _radii_from(real is not None, fake is not None and name == "pr",
+                                        name == "pr")  # fmt: skip
     return result
+
+
+def _radii_from(target_given: bool, source_given: bool, needs_source: bool) -> str:
+    """Where a k-NN metric's radii came from (`statistics_from`)."""
+    if target_given and (source_given or not needs_source):
+        return FROM_STATISTICS
+    if not target_given and not source_given:
+        return FROM_CACHES
+    given, other = ("target", "source") if target_given else ("source", "target")
+    return f"{given} radii from statistics files, {other} radii from the caches"
+
+
+def _fid_from_statistics(source: StatisticsBlock, target: StatisticsBlock, x, y) -> bool:
+    """Both blocks hold moments and, where the arrays `x`, `y` are at hand, both sets have
+    more rows than dimensions (else FID takes the feature-space form, exact for singular
+    covariances, which needs the features)."""
+    if not (source.has_moments and target.has_moments):
+        return False
+    return x is None or y is None or min(len(x), len(y)) - 1 >= x.shape[1]
+
+
+def _radii_of(block: StatisticsBlock, ks: tuple[int, ...]) -> dict | None:
+    """The block's squared radii if it has every k in `ks`, else None (computed then)."""
+    if ks and all(k in block.sq_radii for k in ks):
+        return {k: block.sq_radii[k] for k in ks}
+    return None
 
 
 def compute_metrics(
@@ -117,6 +188,8 @@ def compute_metrics(
     intervals: IntervalSettings | None = None,
     device: str = "auto",
     progress: bool = False,
+    source_statistics: str | os.PathLike | None = None,
+    target_statistics: str | os.PathLike | None = None,
 ) -> dict:
     """Metrics of the source (generated) cache against the target (real) cache.
 
@@ -131,13 +204,22 @@ def compute_metrics(
     layer: "pool" reads each cache's `features`, "logits" its classifier `logits` (an error
     for a cache without); the result's `layer` says which, and `feature_layer` is "logits".
 
+    source_statistics / target_statistics: per-dataset statistics files of these caches
+    (fidlens.statistics; checked to belong to them: layer, N x D and the cache's sha256, an
+    error naming both files otherwise). FID of a block comes from their mean and covariance
+    where both files hold them, PR/DC use the radii they hold; the values equal those from
+    the caches bit for bit. `statistics_from` ({block: {metric: where}}) and
+    `source_statistics` / `target_statistics` in the result say what was used. With FID
+    alone (no intervals) from two files, only the caches' headers are read.
+
     intervals: when given, every metric gets its confidence interval (`<name>_ci`: [lo, hi] in
     each block; `interval_*` settings beside) from subsamples of both sets
     (fidlens.metrics.intervals), and the per-resample values are returned under
     "interval_draws" ({block: {name: [R values]}}; compute_metrics.py writes them to a CSV).
     The subsets follow from the seed and the sets' names, so every comparison against one
-    target uses the same target subsets. `device`: where the intervals' products run (auto:
-    CUDA when present). Raises ValueError for subsets too small for a metric.
+    target uses the same target subsets (the subsamples' statistics are their own, never
+    the files'). `device`: where the intervals' products run (auto: CUDA when present).
+    Raises ValueError for subsets too small for a metric.
     """
     metrics = parse_metrics(metrics)
     if normalize not in NORMALIZE_MODES:
@@ -147,13 +229,26 @@ def compute_metrics(
     if kid_subsets < 1 or kid_subset_size < 2:
         raise ValueError("kid_subsets must be >= 1 and kid_subset_size >= 2")
     source_path, target_path = Path(source_path), Path(target_path)
-    source, target = _read_layer(source_path, layer), _read_layer(target_path, layer)
+    blocks_asked = NORMALIZE_MODES[normalize]
+    stats = (_maybe_statistics(source_statistics), _maybe_statistics(target_statistics))
+    if _headers_suffice(metrics, blocks_asked, intervals, *stats):
+        source, target = _read_header(source_path, layer), _read_header(target_path, layer)
+    else:
+        source, target = _read_layer(source_path, layer), _read_layer(target_path, layer)
     _validate(source, source_path, target, target_path, metrics, allow_mixed)
+    for found, stats_path, cache, path in (
+        (stats[0], source_statistics, source, source_path),
+        (stats[1], target_statistics, target, target_path),
+    ):
+        if found is not None:
+            check_statistics_match(found, stats_path, path, layer, cache.features.shape,
+                                   _cache_sha256(cache, path, layer))  # fmt: skip
 
     x, y = source.features, target.features
+    n_x, n_y, dim = len(x), len(y), int(x.shape[1])
     kid_indices = kid_method = None
     if "kid" in metrics:
-        kid_method, kid_indices = _kid_plan(len(x), len(y), kid_subsets, kid_subset_size, seed)
+        kid_method, kid_indices = _kid_plan(n_x, n_y, kid_subsets, kid_subset_size, seed)
     whole_sets = kid_method == KID_WHOLE_SETS  # then no subsets: one estimate, 1 "subset"
     names = (
         _provenance(source, source_path, source_name, "source")
@@ -163,15 +258,21 @@ def compute_metrics(
     if intervals is not None:
         iv = _intervals()
         plans = (
-            intervals.plan(len(x), "source", names["source_name"]),
-            intervals.plan(len(y), "target", names["target_name"]),
+            intervals.plan(n_x, "source", names["source_name"]),
+            intervals.plan(n_y, "target", names["target_name"]),
         )
         _check_interval_sizes(metrics, *plans)
     result: dict = {}
     draws: dict = {}
-    for block in NORMALIZE_MODES[normalize]:
-        a, b = (x, y) if block == "raw" else (m.l2_normalize(x), m.l2_normalize(y))
-        result[block] = feature_metrics(a, b, metrics, kid_indices)
+    used: dict = {}
+    for block in blocks_asked:
+        if isinstance(x, _Shape):  # headers only: FID from the statistics files
+            a = b = None
+        else:
+            a, b = (x, y) if block == "raw" else (m.l2_normalize(x), m.l2_normalize(y))
+        pair = tuple(StatisticsBlock() if s is None else s.block(block) for s in stats)
+        used[block] = {}
+        result[block] = feature_metrics(a, b, metrics, kid_indices, pair, used[block])
         if plans is not None:
             draws[block], _ = iv.resample_metrics(a, b, *plans, metrics, K_PR, K_DC, device,
                                                   progress)  # fmt: skip
@@ -183,9 +284,11 @@ def compute_metrics(
             )
 
     if "cmmd" in metrics and cmmd_applies(str(source.attrs.get("extractor_type", ""))):
+        from fidlens.metrics.cmmd import CMMD_METHOD, cmmd  # torch: only when asked for
+
         # CMMD unit-normalises the embeddings itself: one value serves raw and L2 blocks
         value = cmmd(x, y)
-        for block in NORMALIZE_MODES[normalize]:
+        for block in blocks_asked:
             result[block]["cmmd"] = value
         result["cmmd_method"] = CMMD_METHOD
     result.update(names)
@@ -196,15 +299,15 @@ def compute_metrics(
             for block, found in draws.items()
         }
     result.update(
-        n_source=len(x),
-        n_target=len(y),
-        feature_dim=int(x.shape[1]),
+        n_source=n_x,
+        n_target=n_y,
+        feature_dim=dim,
         metrics=list(metrics),
         normalize=normalize,
         seed=seed,
         kid_method=kid_method,
         kid_subsets=1 if whole_sets else kid_subsets,
-        kid_subset_size=None if whole_sets else min(kid_subset_size, len(x), len(y)),
+        kid_subset_size=None if whole_sets else min(kid_subset_size, n_x, n_y),
         k_precision_recall=K_PR,
         k_density_coverage=K_DC,
         extractor=_shared(source, target, "extractor"),
@@ -213,9 +316,92 @@ def compute_metrics(
         preprocess=_shared(source, target, "preprocess"),
         weights=_combined_weights(source, target),
         allow_mixed=allow_mixed,
+        source_statistics=None if source_statistics is None else str(source_statistics),
+        target_statistics=None if target_statistics is None else str(target_statistics),
+        statistics_from={block: found for block, found in used.items() if found},
         package_versions=package_versions(),
     )
     return result
+
+
+def _maybe_statistics(path) -> DatasetStatistics | None:
+    return None if path is None else read_statistics(path)
+
+
+def _headers_suffice(metrics, blocks, intervals, source, target) -> bool:
+    """FID is all that is asked, without intervals, and both statistics files hold the
+    moments of every block, of sets with more rows than dimensions: then the caches'
+    values are not needed (their headers are checked against the files)."""
+    if metrics != ("fid",) or intervals is not None or source is None or target is None:
+        return False
+    if min(source.n, target.n) - 1 < source.dim:
+        return False
+    return all(s.block(block).has_moments for s in (source, target) for block in blocks)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Shape:
+    """Shape and dtype of a cache array whose values were not read (`_read_header`)."""
+
+    shape: tuple[int, int]
+    dtype: np.dtype
+    sha256: str | None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+
+def _read_header(path: Path, layer: str) -> FeatureCache:
+    """A cache's attributes, with `features` a _Shape of the array `layer` reads (its shape,
+    dtype and stored sha256): the checks of `_read_layer` without reading the values."""
+    if layer not in LAYERS:
+        raise ValueError(f"layer must be one of {', '.join(LAYERS)}, got {layer!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"feature file not found: {path}")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as error:
+        raise CorruptCacheError(f"{path} is not a readable HDF5 file ({error})") from error
+    with handle:
+        if "features" not in handle:
+            raise ValueError(f"{path} has no 'features' dataset (found: {sorted(handle)})")
+        attrs = {key: _plain(value) for key, value in handle.attrs.items()}
+        name = "features" if layer == POOL else "logits"
+        if name not in handle:
+            made_by = attrs.get("extractor_type", attrs.get("extractor", "its extractor"))
+            raise ValueError(
+                f"{path} has no 'logits' ({made_by} is not a classifier): layer logits needs "
+                "an extractor with classifier logits"
+            )
+        array = handle[name]
+        if array.ndim != 2:
+            raise ValueError(f"{path}: {name!r} must be 2-D (N x D), got shape {array.shape}")
+        stored = array.attrs.get("sha256")
+        shape = _Shape(tuple(array.shape), array.dtype, None if stored is None else _plain(stored))
+    return FeatureCache(features=shape, attrs=attrs)
+
+
+def _cache_sha256(cache: FeatureCache, path: Path, layer: str) -> str:
+    """The sha256 of the array the metrics read, as the cache stores it (read_features has
+    checked it against the content) or, for a cache that stores none, of its content."""
+    if isinstance(cache.features, _Shape) and cache.features.sha256 is not None:
+        return cache.features.sha256
+    with h5py.File(path, "r") as handle:
+        stored = handle["features" if layer == POOL else "logits"].attrs.get("sha256")
+    if stored is not None:
+        return str(_plain(stored))
+    values = cache.features
+    if isinstance(values, _Shape):  # another tool's file: its content, read and checked
+        values = _read_layer(path, layer).features
+    return array_sha256(values)
+
+
+def _plain(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 # Which array of a cache the metrics read (an instance's `layer` setting): `pool`, its
@@ -298,7 +484,10 @@ def _validate(source, source_path, target, target_path, metrics, allow_mixed=Fal
             raise ValueError(f"{path}: 'features' has no columns")
         if not np.issubdtype(features.dtype, np.number):
             raise ValueError(f"{path}: 'features' is not numeric (dtype {features.dtype})")
-        bad = int(np.count_nonzero(~np.isfinite(features).all(axis=1)))
+        # Values not read (_read_header): their statistics file, made only of finite values,
+        # is checked to belong to this very content (its sha256).
+        bad = 0 if isinstance(features, _Shape) else int(
+            np.count_nonzero(~np.isfinite(features).all(axis=1)))
         if bad:
             raise ValueError(
                 f"{path}: {bad} of {len(features)} feature rows contain NaN or Inf values"

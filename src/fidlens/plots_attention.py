@@ -31,7 +31,7 @@ from matplotlib.cm import ScalarMappable  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from fidlens.attention import image_map, normalised  # noqa: E402
+from fidlens.attention_io import image_map, normalised  # noqa: E402
 from fidlens.datasets import ImageSource, decode_rgb  # noqa: E402
 from fidlens.files import atomic_path  # noqa: E402
 from fidlens.provenance import RANDOM_INIT  # noqa: E402
@@ -288,7 +288,7 @@ def draw_comparison(
     Returns counts of what was drawn."""
     from tqdm import tqdm
 
-    from fidlens.attention import read_maps
+    from fidlens.attention_io import read_maps
     from fidlens.datasets import open_source
 
     result = read_maps(maps_path)
@@ -354,7 +354,7 @@ def _mean_grid(maps_path) -> np.ndarray:
 def draw_average_figure(maps_paths: Sequence, images, out) -> None:
     """Seed 001 Fig. 2 for one comparison: a panel per extractor (in the order given), each
     its averaged map and the overlay on the same sample image (the first source image)."""
-    from fidlens.attention import read_maps
+    from fidlens.attention_io import read_maps
     from fidlens.datasets import open_source
 
     panels, attrs, source = [], {}, None
@@ -380,7 +380,7 @@ def draw_average_figure(maps_paths: Sequence, images, out) -> None:
 def draw_pairs(pairs_path, images: dict[str, str], out, columns: int = 8) -> int:
     """The good/bad pair sheet of one (extractor, comparison) from its pairs file; images:
     dataset name -> folder or zip. Returns the number of pairs drawn."""
-    from fidlens.attention import read_pair_maps
+    from fidlens.attention_io import read_pair_maps
     from fidlens.datasets import open_source
 
     result = read_pair_maps(pairs_path)

@@ -248,10 +248,18 @@ def _minutes(seconds: float, attempt: int) -> int:
 # fidlens.experiments): sized from the caches' N and D like compute_metrics
 # ---------------------------------------------------------------------------------------------
 
-# The float32 rows as read, their float64 copy and the centred copy (4 + 8 + 8 bytes a value),
-# and the covariance with its symmetrised copy and the file's buffer (3 D x D float64).
+# The float32 rows as read, their float64 copy and the centred copy (4 + 8 + 8 bytes a value;
+# fidlens.metrics.feature_statistics now centres float32 rows in chunks, so this is an upper
+# bound), and the covariance with its symmetrised copy and the file's buffer (3 D x D float64).
 STATISTICS_BYTES_PER_VALUE = 20
 STATISTICS_DXD_MATRICES = 3
+# The l2 block: the normalised float64 rows and their float64 input copy (8 + 8 a value).
+STATISTICS_L2_BYTES_PER_VALUE = 16
+# k-NN radii (fidlens.metrics.knn): per row, the m = k + 12 best candidates (float32 value and
+# int64 index), their pair keys, indices and exact distances (about 5 int64 / float64 each),
+# and the block labels; per process, the products of two 2048-row blocks and their operands.
+RADII_BYTES_PER_ROW = 1400
+RADII_BLOCK_BYTES = 256 * MB
 # Per generated-set value in an experiment: the float32 cache, its float64 centred copy, its
 # projection onto the real factor and the per-evaluation copies (z, weighted z, z V: 8 each).
 EXPERIMENT_BYTES_PER_VALUE = 44
@@ -262,16 +270,32 @@ EXPERIMENT_DXD_MATRICES = 4
 EVALUATIONS_PER_ITERATION = 1.5
 
 
-def statistics_mem_mb(n: int, dim: int, attempt: int = 1) -> int:
-    """Memory (MB) of dataset_statistics for a cache of n rows of D values."""
-    peak = (METRICS_BASE_MB * MB + STATISTICS_BYTES_PER_VALUE * int(n) * int(dim)
-            + STATISTICS_DXD_MATRICES * 8 * int(dim) ** 2)
+def statistics_mem_mb(
+    n: int, dim: int, attempt: int = 1, l2: bool = False, radii: bool = False
+) -> int:
+    """Memory (MB) of dataset_statistics for a cache of n rows of D values; `l2`: an
+    L2-normalised block too, `radii`: k-NN radii (one block at a time)."""
+    n, dim = int(n), int(dim)
+    peak = (METRICS_BASE_MB * MB + STATISTICS_BYTES_PER_VALUE * n * dim
+            + STATISTICS_DXD_MATRICES * 8 * dim**2)
+    if l2:
+        peak += STATISTICS_L2_BYTES_PER_VALUE * n * dim
+    if radii:
+        peak += RADII_BYTES_PER_ROW * n + RADII_BLOCK_BYTES
     return _round_mb(SAFETY * peak * max(1, int(attempt)))
 
 
-def statistics_runtime_min(n: int, dim: int, threads: int, attempt: int = 1) -> int:
-    """Run time (minutes) of dataset_statistics: one n x D x D product."""
-    seconds = SECONDS_PER_MULTIPLY_ADD * int(n) * int(dim) ** 2 / max(1, int(threads))
+def statistics_runtime_min(
+    n: int, dim: int, threads: int, attempt: int = 1, moment_blocks: int = 1,
+    radii_blocks: int = 0,
+) -> int:
+    """Run time (minutes) of dataset_statistics: one n x D x D product per block with moments
+    (half of it a symmetric update does, counted whole for margin), and per block with radii
+    the n^2 D / 2 multiply-adds of the within-set pairs, twice (candidates, then the second
+    look of unsettled points)."""
+    n, dim = int(n), int(dim)
+    multiply_adds = max(1, int(moment_blocks)) * n * dim**2 + int(radii_blocks) * n**2 * dim
+    seconds = SECONDS_PER_MULTIPLY_ADD * multiply_adds / max(1, int(threads))
     return _minutes(seconds, attempt)
 
 

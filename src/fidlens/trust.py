@@ -24,13 +24,16 @@ import math
 import os
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 
 from fidlens.metrics._common import _matrix, _same_dim, l2_normalize
 from fidlens.provenance import RANDOM_INIT, package_versions
+
+if TYPE_CHECKING:
+    import torch
 
 NEAR_RATIO = 0.3  # default: near-identical below 0.3 x the reference set's median NN spacing
 SIZE_RATIO = 2.0  # default: warn when one set is more than twice the other's size
@@ -42,6 +45,8 @@ NORMALIZATIONS = ("none", "l2")
 
 
 def _device(device) -> torch.device:
+    import torch  # here, not at the top: the table jobs import this module without torch
+
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
@@ -53,6 +58,8 @@ def nearest_neighbours(x, y, exclude_self: bool = False, block: int | None = Non
     so one block of squared distances is 256 MiB); `device` None = CUDA when available.
     `exclude_self` (x is y): a row's own index is never its neighbour (leave one out).
     Ties go to the lowest index. Returns (indices (n,) int64, distances (n,) float64)."""
+    import torch
+
     x, y = _matrix(x, "x"), _matrix(y, "y", min_rows=2 if exclude_self else 1)
     _same_dim(x, y)
     where = _device(device)

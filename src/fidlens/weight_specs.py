@@ -19,11 +19,13 @@ from there on first use.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 DEFAULT_RANDOM_SEED = 0
@@ -276,6 +278,21 @@ def how_to_get(spec: WeightsSpec, weights_dir: str | os.PathLike | None = None) 
 
 
 # ---------------------------------------------------------------- checking a file's hash
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file (cached per path, size and mtime: official files are ~100 MB)."""
+    stat = os.stat(path)
+    return _sha256_cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=32)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def hash_matches(digest: str, entry: WeightsFile) -> bool | None:

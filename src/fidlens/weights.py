@@ -9,12 +9,10 @@ allowed to reach the network).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -33,6 +31,7 @@ from fidlens.weight_specs import (
     default_weights_dir,
     expand_place,
     fallback_origin,
+    file_sha256,
     find_official,
     hash_matches,
     hash_note,
@@ -219,21 +218,6 @@ def configured_file(
 
 
 # ---------------------------------------------------------------- hashing and loading
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file (cached per path, size and mtime: official files are ~100 MB)."""
-    stat = os.stat(path)
-    return _sha256_cached(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@lru_cache(maxsize=32)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def state_dict_mismatches(

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from fidlens.weights import WEIGHTS_SPECS, WeightsSpec, default_weights_dir, file_sha256, how_to_get
+# weight_specs, not weights: fetching hashes files and needs no torch.
+from fidlens.weight_specs import (
+    WEIGHTS_SPECS,
+    WeightsSpec,
+    default_weights_dir,
+    file_sha256,
+    how_to_get,
+)
 
 log = logging.getLogger("fidlens")
 

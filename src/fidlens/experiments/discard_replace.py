@@ -132,8 +132,11 @@ def pair_codes(pairs, latents_by_dataset: dict, pairs_file: str) -> tuple[np.nda
     """(W_good, W_bad) of a pair file's rows, each side looked up by (dataset, path) in
     `latents_by_dataset` (dataset name -> Latents). ValueError naming the file, the row and
     the datasets with known codes when a side has none."""
+    if not pairs:
+        raise ValueError(f"{pairs_file} holds no pairs")
     good, bad = [], []
-    for line, pair in enumerate(pairs, start=2):
+    for index, pair in enumerate(pairs, start=2):
+        line = pair.row or index  # the file's line when read from one
         for dataset, path, into in ((pair.good_dataset, pair.good_path, good),
                                     (pair.bad_dataset, pair.bad_path, bad)):
             latents = latents_by_dataset.get(dataset)
@@ -312,7 +315,7 @@ def run_selection(
     from fidlens.datasets import open_source, read_manifest
     from fidlens.generators import load_generator
     from fidlens.generators.latents import read_latents
-    from fidlens.generators.pairs import read_pairs
+    from fidlens.pairs import read_pairs
 
     setting = f"discard_replace.datasets.{dataset_name}.generator"
     source = open_source(images, dataset_name)

@@ -18,22 +18,38 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fidlens.cache import read_features
 from fidlens.experiments import class_matching as cm
-from fidlens.experiments.fid_resampling import (
-    WeightedFrechet,
-    minimise_fid,
-    reference_from_statistics,
-    sample_correction,
-    systematic_counts,
-)
 from fidlens.inception_score import inception_score
 from fidlens.metrics import feature_statistics
 from fidlens.provenance import RANDOM_INIT, package_versions
 from fidlens.statistics import read_layer, read_statistics
+
+if TYPE_CHECKING:
+    from fidlens.experiments.fid_resampling import WeightedFrechet
+
+# The resampling maths runs on torch; it is imported on first use so that the light jobs
+# (Inception Score, result tables) start without torch (about a second per process).
+_RESAMPLING = ("WeightedFrechet", "minimise_fid", "reference_from_statistics",
+               "sample_correction", "systematic_counts")
+
+
+def _resampling():
+    """The `fidlens.experiments.fid_resampling` module, imported on first call."""
+    from fidlens.experiments import fid_resampling
+
+    return fid_resampling
+
+
+def __getattr__(name: str):
+    # Keeps `from fidlens.experiments.run import minimise_fid` (etc.) working.
+    if name in _RESAMPLING:
+        return getattr(_resampling(), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 UNKNOWN = "unknown"
 # Below this many images per set, every output carries a warning about what FID means there.
@@ -118,13 +134,13 @@ def load_setup(
         stats = read_statistics(stats_path)
         cache, values = read_layer(cache_path, stats.layer)
         _check_same_making(cache.attrs, cache_path, stats.attrs, stats_path, allow_mixed)
-        reference = reference_from_statistics(stats.mean, stats.covariance)
+        reference = _resampling().reference_from_statistics(stats.mean, stats.covariance)
         extractors.append(
             ExtractorSet(
                 name=str(cache.attrs.get("extractor") or stats.attrs.get("extractor") or
                          os.path.basename(os.path.dirname(str(cache_path)))),
                 paths=cache.paths,
-                objective=WeightedFrechet(values, reference, device=device),
+                objective=_resampling().WeightedFrechet(values, reference, device=device),
                 n_target=stats.n,
                 layer=stats.layer,
                 weights=_weights_label(cache.attrs),
@@ -212,7 +228,7 @@ def _fid_of_draws(extractor: ExtractorSet, counts_base, rows) -> tuple[float, in
 
 def _fid_of_weights(extractor: ExtractorSet, weights_base, rows, size: int) -> float:
     weights = _transfer(weights_base, rows, extractor.n_source)
-    return extractor.objective.fid(weights / weights.sum(), sample_correction(size))
+    return extractor.objective.fid(weights / weights.sum(), _resampling().sample_correction(size))
 
 
 def _summary(values) -> dict:
@@ -231,7 +247,7 @@ def _evaluate_weights(setup: Setup, base_paths, weights, size, seed, repeats) ->
     """Every extractor's FID before (the set itself), with the weighted statistics, and over
     `repeats` systematic resamples of `size` images (seeds (seed, r))."""
     draws = [
-        systematic_counts(weights, size, np.random.default_rng([seed, r]))
+        _resampling().systematic_counts(weights, size, np.random.default_rng([seed, r]))
         for r in range(repeats)
     ]
     results = []
@@ -407,9 +423,9 @@ def top_n_matching(
     for n in ns:
         generated_hot, real_hot, used = cm.top_n_features(setup.generated_logits,
                                                           setup.real_logits, n)
-        reference = reference_from_statistics(*feature_statistics(real_hot))
-        objective = WeightedFrechet(generated_hot, reference)
-        optimum = minimise_fid(objective, solver.max_iterations, solver.time_limit_s)
+        reference = _resampling().reference_from_statistics(*feature_statistics(real_hot))
+        objective = _resampling().WeightedFrechet(generated_hot, reference)
+        optimum = _resampling().minimise_fid(objective, solver.max_iterations, solver.time_limit_s)
         by_n.append(
             {
                 "n": int(n),
@@ -459,8 +475,8 @@ def fid_resampling(
     def progress(iteration, seconds, fid):
         trace.append((iteration, seconds, fid))
 
-    optimum = minimise_fid(chosen.objective, solver.max_iterations, solver.time_limit_s,
-                           progress=progress)
+    optimum = _resampling().minimise_fid(chosen.objective, solver.max_iterations,
+                                         solver.time_limit_s, progress=progress)
     # Top-1 histograms of the classifier's cache under the optimised weights.
     rows = _rows_in(chosen.paths, setup.generated_paths, size, len(setup.generated_logits))
     classifier_weights = _transfer(optimum.weights, rows, len(setup.generated_logits))

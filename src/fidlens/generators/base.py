@@ -23,6 +23,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+# Moved to latents (torch-free); importable from here as before.
+from fidlens.generators.latents import as_matrix
+
 DEFAULT_BATCH_SIZE = 32
 
 
@@ -48,19 +51,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     from fidlens.extract import resolve_device as claim
 
     return claim(str(device))
-
-
-def as_matrix(values, width: int, what: str) -> np.ndarray:
-    """A (N, width) float64 copy of `values` (a single vector becomes one row); ValueError
-    naming `what` for another width or non-finite values."""
-    array = np.asarray(values, dtype=np.float64)
-    if array.ndim == 1:
-        array = array[None, :]
-    if array.ndim != 2 or array.shape[1] != width:
-        raise ValueError(f"{what} must have shape (N, {width}), got {array.shape}")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{what} has NaN or Inf values")
-    return array
 
 
 class Generator(abc.ABC):

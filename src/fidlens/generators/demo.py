@@ -15,19 +15,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from fidlens.generators import DEMO_GENERATED, DEMO_TRAIN, demo_outputs
 from fidlens.generators.latents import Latents, write_latents
-from fidlens.generators.procedural import (
-    DEFECT_AXIS,
-    DEFECT_THRESHOLD,
-    ProceduralFaces,
-    is_defective,
-)
+from fidlens.generators.procedural_space import DEFECT_AXIS, DEFECT_THRESHOLD, is_defective
 from fidlens.provenance import package_versions
+
+if TYPE_CHECKING:
+    from fidlens.generators.procedural import ProceduralFaces
 
 GENERATED = DEMO_GENERATED
 TRAIN = DEMO_TRAIN
@@ -95,6 +94,8 @@ def write_procedural_demo(
     """Write the training set and its latents file under out_dir; returns the description
     also written to out_dir/procedural.json."""
     out_dir = Path(out_dir)
+    from fidlens.generators.procedural import ProceduralFaces  # torch: drawing only
+
     generator = ProceduralFaces(resolution, device=device)
     seeds = training_seeds(generator, n_train, truncation_psi)
     z, w, images = generator.generate(seeds, truncation_psi, progress=progress)

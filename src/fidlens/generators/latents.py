@@ -24,6 +24,19 @@ from fidlens.provenance import package_versions
 _STR = h5py.string_dtype("utf-8")
 
 
+def as_matrix(values, width: int, what: str) -> np.ndarray:
+    """A (N, width) float64 copy of `values` (a single vector becomes one row); ValueError
+    naming `what` for another width or non-finite values."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[1] != width:
+        raise ValueError(f"{what} must have shape (N, {width}), got {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what} has NaN or Inf values")
+    return array
+
+
 @dataclass
 class Latents:
     paths: list[str]

@@ -27,39 +27,26 @@ import math
 import numpy as np
 import torch
 
-from fidlens.generators.base import Generator, as_matrix
+from fidlens.generators.base import Generator
 
-W_DIM = 32
-MAPPING_SEED = 2021
-DEFECT_AXIS = 0
-DEFECT_THRESHOLD = 1.2
-DEFECT_ONSET = 0.45
-DEFECT_RAMP = 0.8
+# The w space, its defective region and the mapping (numpy only) live in procedural_space, so
+# that jobs which only need them start without torch; re-exported here.
+from fidlens.generators.procedural_space import (  # noqa: F401
+    DEFECT_AXIS,
+    DEFECT_ONSET,
+    DEFECT_RAMP,
+    DEFECT_THRESHOLD,
+    MAPPING_SEED,
+    W_DIM,
+    defect_severity,
+    is_defective,
+    mapping_matrix,
+)
+
 DEFAULT_RESOLUTION = 64
 # Wallpaper: fixed (fx, fy, phase) of the background patterns weighted by w[26:32].
 _WALLPAPER = ((1.5, 0.5, 0.3), (0.5, 2.0, 1.1), (2.5, -1.0, 2.0), (-1.0, 3.0, 0.7),
               (3.5, 1.5, 2.6), (1.0, -3.5, 1.9))  # fmt: skip
-
-
-def mapping_matrix() -> np.ndarray:
-    """The fixed orthogonal Q of w = Q z (QR of a seeded Gaussian matrix, signs fixed)."""
-    gaussian = np.random.RandomState(MAPPING_SEED).randn(W_DIM, W_DIM)
-    q, r = np.linalg.qr(gaussian)
-    return q * np.sign(np.diag(r))
-
-
-def defect_severity(w) -> np.ndarray:
-    """(N,) in [0, 1]: 0 outside the defective region (w[0] <= DEFECT_THRESHOLD), else
-    DEFECT_ONSET rising linearly to 1 at DEFECT_THRESHOLD + DEFECT_RAMP."""
-    w = as_matrix(w, W_DIM, "w")
-    excess = w[:, DEFECT_AXIS] - DEFECT_THRESHOLD
-    ramp = DEFECT_ONSET + (1 - DEFECT_ONSET) * np.clip(excess / DEFECT_RAMP, 0, 1)
-    return np.where(excess > 0, ramp, 0.0)
-
-
-def is_defective(w) -> np.ndarray:
-    """(N,) bool: w lies in the defective half-space w[0] > DEFECT_THRESHOLD."""
-    return as_matrix(w, W_DIM, "w")[:, DEFECT_AXIS] > DEFECT_THRESHOLD
 
 
 class ProceduralFaces(Generator):

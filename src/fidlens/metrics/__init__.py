@@ -34,6 +34,7 @@ _LAZY = {
     "polynomial_kernel": "mmd",
     "density_coverage": "knn",
     "knn_radii": "knn",
+    "knn_sq_radii": "knn",
     "manifold_metrics": "knn",
     "precision_recall": "knn",
 }
@@ -63,6 +64,7 @@ __all__ = [
     "kid_uses_whole_sets",
     "kid_whole_sets",
     "knn_radii",
+    "knn_sq_radii",
     "l2_normalize",
     "manifold_metrics",
     "mmd2_unbiased",

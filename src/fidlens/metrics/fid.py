@@ -17,19 +17,44 @@ from fidlens.metrics._common import _EPS64, _matrix, _same_dim
 # ---------------------------------------------------------------------------------------------
 
 
+# Rows per chunk of the scatter: a float64 centred copy of 2048 rows (16 KB each at D = 2048)
+# keeps the working set small while each rank-k update still runs near BLAS peak.
+STATISTICS_CHUNK_ROWS = 2048
+
+
 def feature_statistics(x) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and unbiased covariance (divided by N - 1) of the rows of `x`, in float64."""
-    x = _matrix(x, min_rows=2)
-    mu = x.mean(axis=0)
-    sigma = _scatter(x - mu) / (len(x) - 1)
+    """Mean (D,) and unbiased covariance (D x D, divided by N - 1) of the rows of `x`
+    (N x D, float32 or float64; N >= 2), in float64.
+
+    float32 input is never copied whole: the mean is summed in float64, and the scatter is a
+    sum of symmetric rank-k updates (BLAS dsyrk) of float64 centred chunks of
+    STATISTICS_CHUNK_ROWS rows. Raises ValueError for non-finite values or N < 2."""
+    x = _matrix(x, min_rows=2, keep_float32=True)
+    mu = x.mean(axis=0, dtype=np.float64)
+    sigma = _scatter(x, mu)
+    sigma /= len(x) - 1
     return mu, sigma
 
 
-def _scatter(centred: np.ndarray) -> np.ndarray:
-    """X^T X (D x D, float64), exactly symmetric: a symmetric rank-k update (BLAS dsyrk)
-    computes one triangle, half the work of a general product, and mirrors it."""
-    lower = scipy.linalg.blas.dsyrk(1.0, centred, trans=1, lower=1)
-    return np.tril(lower) + np.tril(lower, -1).T
+def _scatter(x: np.ndarray, mu: np.ndarray, chunk: int = STATISTICS_CHUNK_ROWS) -> np.ndarray:
+    """(X - mu)^T (X - mu) (D x D, float64), exactly symmetric: symmetric rank-k updates
+    (BLAS dsyrk) compute one triangle, half the work of a general product, and it is mirrored.
+
+    Each chunk is centred into a C-ordered float64 buffer whose transpose is the Fortran
+    operand dsyrk wants (no copy by f2py); the accumulator is Fortran-ordered and updated in
+    place (beta = 1)."""
+    dim = x.shape[1]
+    lower = np.zeros((dim, dim), order="F")
+    buffer = np.empty((min(chunk, len(x)), dim))
+    for start in range(0, len(x), chunk):
+        part = buffer[: min(chunk, len(x) - start)]
+        np.subtract(x[start : start + chunk], mu, out=part, dtype=np.float64)
+        lower = scipy.linalg.blas.dsyrk(
+            1.0, part.T, beta=1.0, c=lower, trans=0, lower=1, overwrite_c=1
+        )
+    # dsyrk leaves the strictly upper triangle as it was (zeros): add the mirrored lower one.
+    lower += np.tril(lower, -1).T
+    return lower.T  # C-ordered view; the matrix is exactly symmetric
 
 
 # Statistics from other tools are often stored in float32: symmetry and positive
@@ -185,11 +210,13 @@ def fid_from_features(x, y) -> float:
     the trace term is computed in feature space: tr sqrt(Sx Sy) is the nuclear norm of
     Xc Yc^T / sqrt((n - 1)(m - 1)) with Xc, Yc the centred features.
     """
-    x, y = _matrix(x, "x", min_rows=2), _matrix(y, "y", min_rows=2)
+    x = _matrix(x, "x", min_rows=2, keep_float32=True)
+    y = _matrix(y, "y", min_rows=2, keep_float32=True)
     _same_dim(x, y)
     dim = x.shape[1]
     if min(len(x), len(y)) - 1 >= dim:
         return _frechet_distance(*feature_statistics(x), *feature_statistics(y))
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
     mu_x, mu_y = x.mean(axis=0), y.mean(axis=0)
     xc, yc = x - mu_x, y - mu_y
     fx = xc.T / math.sqrt(len(x) - 1)

@@ -401,6 +401,8 @@ def manifold_metrics(
     k_dc: int = 5,
     which: tuple[str, ...] = ("pr", "dc"),
     block_size: int = DEFAULT_BLOCK_SIZE,
+    real_sq_radii: dict[int, np.ndarray] | None = None,
+    fake_sq_radii: dict[int, np.ndarray] | None = None,
 ) -> dict[str, float]:
     """Precision and recall (k = k_pr) and density and coverage (k = k_dc) of generated
     `fake` (M x D) against `real` (N x D) features, float32 or float64, exact.
@@ -412,6 +414,13 @@ def manifold_metrics(
     whose nearest fake lies strictly inside its own ball (Naeem et al. 2020, k = k_dc, with the
     strict `<` of their `prdc` code). `block_size` bounds the rows per block, and so memory
     (a few block_size^2 floats); it does not change the result.
+
+    real_sq_radii / fake_sq_radii: precomputed exact squared k-NN radii of a set in original
+    units ({k: (N,) float64}, from `knn_sq_radii`, e.g. a per-dataset statistics file), used
+    instead of computing them; each k this call needs must be present (real: k_pr for pr,
+    k_dc for dc; fake: k_pr for pr), with one finite, non-negative value per row. The result
+    is bit-for-bit the same as without them (the radii are rescaled by an exact power of two,
+    barring under/overflow). Raises ValueError for radii that fail these checks.
     """
     unknown = set(which) - {"pr", "dc"}
     if unknown or not which:
@@ -421,10 +430,15 @@ def manifold_metrics(
     _same_dim(fake, real)
     fake_set, real_set = _prepare(fake, real, block_size=block_size)
     work = (len(fake) ** 2 / 2 + len(real) ** 2 / 2 + len(fake) * len(real)) * fake.shape[1]
+    real_ks = tuple(sorted({k for k, name in ((k_pr, "pr"), (k_dc, "dc")) if name in which}))
+    given_real = _given_radii(real_sq_radii, real_ks, real_set, "real_sq_radii")
+    given_fake = _given_radii(fake_sq_radii, (k_pr,) if "pr" in which else (), fake_set,
+                              "fake_sq_radii")  # fmt: skip
     with _ieee_float32_matmul(), _threads_for(work):
-        real_ks = {k for k, name in ((k_pr, "pr"), (k_dc, "dc")) if name in which}
-        real_radii = _knn_sq_radii(real_set, tuple(sorted(real_ks)))
-        fake_radius = _knn_sq_radii(fake_set, (k_pr,))[k_pr] if "pr" in which else None
+        real_radii = given_real or _knn_sq_radii(real_set, real_ks)
+        fake_radius = None
+        if "pr" in which:
+            fake_radius = (given_fake or _knn_sq_radii(fake_set, (k_pr,)))[k_pr]
         counts = _cross_counts(
             real_set,
             fake_set,
@@ -512,8 +526,50 @@ def density_coverage(fake, real, k: int = 5, block_size: int = DEFAULT_BLOCK_SIZ
 def knn_radii(x, k: int = 3, block_size: int = DEFAULT_BLOCK_SIZE) -> np.ndarray:
     """Exact distance from each row of `x` (N x D) to its k-th nearest other row (float64, N);
     duplicates of a row count as neighbours at distance 0."""
+    return np.sqrt(knn_sq_radii(x, (k,), block_size)[k])
+
+
+def knn_sq_radii(
+    x, ks: tuple[int, ...] = (3,), block_size: int = DEFAULT_BLOCK_SIZE
+) -> dict[int, np.ndarray]:
+    """Exact squared distance from each row of `x` (N x D, float32 or float64, finite) to its
+    k-th nearest other row, for each k in `ks`: {k: (N,) float64}, in the ORIGINAL units of
+    `x` (duplicates count as neighbours at distance 0).
+
+    Each value is the float64 sum of squared differences of one pair of rows (the same
+    arithmetic `manifold_metrics` does), so passing these to `manifold_metrics` gives
+    bit-for-bit its own radii: internally distances are in units scaled by a power of two
+    chosen from the sets (`_prepare`), and converting is exact barring under/overflow.
+    Raises ValueError for k < 1 or N <= max(ks)."""
+    ks = tuple(sorted({int(k) for k in ks}))
+    if not ks:
+        raise ValueError("ks must name at least one k")
     x = _matrix(x, min_rows=2, keep_float32=True)
     (points,) = _prepare(x, block_size=block_size)
     with _ieee_float32_matmul(), _threads_for(len(x) ** 2 / 2 * x.shape[1]):
-        squared = _knn_sq_radii(points, (k,))[k]
-    return np.sqrt(squared.numpy() / points.scale_sq)
+        squared = _knn_sq_radii(points, ks)
+    return {k: values.numpy() / points.scale_sq for k, values in squared.items()}
+
+
+def _given_radii(radii, ks: tuple[int, ...], points: _PointSet, name: str):
+    """Precomputed squared radii (original units) of `points` for the ks needed, checked and
+    converted to its scaled units (float64 tensors), or None when none are given."""
+    if radii is None or not ks:
+        return None
+    out = {}
+    for k in ks:
+        if k not in radii:
+            raise ValueError(f"{name}: no radii for k = {k} (given: {sorted(radii)})")
+        values = np.asarray(radii[k])
+        if values.shape != (len(points),):
+            raise ValueError(
+                f"{name}[{k}]: expected {len(points)} radii (one per row), got shape "
+                f"{values.shape}"
+            )
+        if not np.issubdtype(values.dtype, np.floating):
+            raise ValueError(f"{name}[{k}]: radii must be floating point, got {values.dtype}")
+        values = values.astype(np.float64)
+        if not np.isfinite(values).all() or (values < 0).any():
+            raise ValueError(f"{name}[{k}]: radii must be finite and non-negative")
+        out[k] = torch.from_numpy(values * points.scale_sq)  # times a power of two: exact
+    return out

@@ -20,6 +20,7 @@ Preprocessing runs per image on the CPU (DataLoader workers) and reproduces one 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -65,13 +66,21 @@ def max_pool_3x3_same(x: torch.Tensor) -> torch.Tensor:
     return F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
 
 
+def pool_branch(block: nn.Module, x: torch.Tensor, pool) -> torch.Tensor:
+    """The pooling branch of a mixed block: `pool`, then the block's 1x1 `branch_pool`; a
+    fused copy's `PooledConvReLU` takes the block input and pools itself (after its conv)."""
+    if isinstance(block.branch_pool, PooledConvReLU):
+        return block.branch_pool(x)
+    return block.branch_pool(pool(x))
+
+
 class TFInceptionA(InceptionA):
     """torchvision's InceptionA (same submodules and keys) with the TF pooling branch."""
 
     def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         branch5x5 = self.branch5x5_2(self.branch5x5_1(x))
         branch3x3dbl = self.branch3x3dbl_3(self.branch3x3dbl_2(self.branch3x3dbl_1(x)))
-        pooled = self.branch_pool(avg_pool_3x3_excluding_padding(x))
+        pooled = pool_branch(self, x, avg_pool_3x3_excluding_padding)
         return [self.branch1x1(x), branch5x5, branch3x3dbl, pooled]
 
 
@@ -91,7 +100,7 @@ class TFInceptionC(InceptionC):
             self.branch7x7dbl_5,
         ):
             branch7x7dbl = layer(branch7x7dbl)
-        pooled = self.branch_pool(avg_pool_3x3_excluding_padding(x))
+        pooled = pool_branch(self, x, avg_pool_3x3_excluding_padding)
         return [self.branch1x1(x), branch7x7, branch7x7dbl, pooled]
 
 
@@ -109,7 +118,7 @@ class TFInceptionE(InceptionE):
         branch3x3dbl = torch.cat(
             [self.branch3x3dbl_3a(stem3x3dbl), self.branch3x3dbl_3b(stem3x3dbl)], 1
         )
-        pooled = self.branch_pool(self.pool(x))
+        pooled = pool_branch(self, x, self.pool)
         return [self.branch1x1(x), branch3x3, branch3x3dbl, pooled]
 
 
@@ -162,6 +171,12 @@ class FIDInceptionV3(Extractor):
     def preprocessor(self) -> InceptionPreprocessor:
         return InceptionPreprocessor(self.preprocess_mode)
 
+    def prepare(self, device: torch.device) -> FIDInceptionV3:
+        """channels_last on `device`, then a copy with batch norm folded and conv + ReLU fused
+        (`fuse_for_inference`; oneDNN's fused kernels on the CPU); `self` keeps its layers."""
+        placed = super().prepare(device)
+        return fuse_for_inference(placed, onednn=onednn_fusion_available(device))
+
     def forward(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         if batch.dim() != 4 or batch.shape[1] != 3:
             raise ValueError(f"expected a N x 3 x H x W batch, got shape {tuple(batch.shape)}")
@@ -189,6 +204,115 @@ class FIDInceptionV3(Extractor):
             "logits": self.fc(pool3),
             "logits_unbiased": pool3.mm(self.fc.weight.T),
         }
+
+
+# ---------------------------------------------------------------- inference: folded and fused
+
+
+@torch.no_grad()  # plain tensors, no autograd history back to the unfused parameters
+def fold_batch_norm(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight O x I x kh x kw, bias O) of one convolution equal to `conv` (no bias) followed
+    by `bn` in eval mode: w * g / sqrt(var + eps) and beta - mean * g / sqrt(var + eps).
+
+    Computed in float64 and cast once to the convolution's dtype, so the fold itself adds one
+    rounding per weight (the features move by ~1e-6 relative, float32 summation order included).
+    """
+    scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+    weight = conv.weight.double() * scale[:, None, None, None]
+    bias = bn.bias.double() - bn.running_mean.double() * scale
+    return weight.to(conv.weight.dtype), bias.to(conv.weight.dtype)
+
+
+def onednn_fusion_available(device: torch.device) -> bool:
+    """oneDNN's fused convolution + bias + ReLU (the op torch's inductor emits on the CPU)."""
+    return (
+        device.type == "cpu"
+        and torch.backends.mkldnn.is_available()
+        and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+        and hasattr(torch.ops.mkldnn, "_reorder_convolution_weight")
+    )
+
+
+class ConvReLU(nn.Module):
+    """BasicConv2d for inference: batch norm folded into the convolution, ReLU fused.
+
+    With `onednn` (CPU): one oneDNN primitive per call (convolution, bias and ReLU in one pass
+    over the output, no separate batch-norm and ReLU passes), its weights reordered once into
+    oneDNN's blocked layout. Float32 throughout, like the unfused network. Without it, or when
+    autograd must see the convolution (the op has no backward): F.conv2d and an in-place ReLU.
+    Input and output: N x I x H x W -> N x O x H' x W' (channels_last in, channels_last out).
+    """
+
+    def __init__(self, basic: BasicConv2d, onednn: bool):
+        super().__init__()
+        conv = basic.conv
+        weight, bias = fold_batch_norm(conv, basic.bn)
+        self.register_buffer("weight", weight.contiguous(memory_format=torch.channels_last))
+        self.register_buffer("bias", bias)
+        self.stride, self.padding = list(conv.stride), list(conv.padding)
+        self.dilation, self.groups = list(conv.dilation), conv.groups
+        self.onednn = onednn
+        self._packed: tuple[tuple[int, ...], torch.Tensor] | None = None
+
+    def _packed_weight(self, shape: tuple[int, ...]) -> torch.Tensor:
+        # oneDNN picks the blocked weight layout for an input shape; reorder once per shape.
+        if self._packed is None or self._packed[0] != shape:
+            packed = torch.ops.mkldnn._reorder_convolution_weight(
+                self.weight, self.padding, self.stride, self.dilation, self.groups, list(shape)
+            )
+            self._packed = (shape, packed)
+        return self._packed[1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        needs_graph = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        if self.onednn and x.device.type == "cpu" and not needs_graph:
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, self._packed_weight(tuple(x.shape)), self.bias, self.padding, self.stride,
+                self.dilation, self.groups, "relu", [], "",
+            )
+        y = F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                     self.groups)
+        return F.relu(y, inplace=not needs_graph)
+
+
+class PooledConvReLU(ConvReLU):
+    """The average-pooling branch for inference: 1x1 conv (no bias), then the 3x3 average
+    pool excluding padding, then bias and ReLU. Pool and 1x1 conv are both linear and the
+    pool's weights sum to 1, so this equals pool -> conv + bias -> ReLU up to rounding, and
+    pools the branch's few output channels (32-192) instead of the block's input (192-1280).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        needs_graph = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        if self.onednn and x.device.type == "cpu" and not needs_graph:
+            y = torch.ops.mkldnn._convolution_pointwise(
+                x, self._packed_weight(tuple(x.shape)), None, self.padding, self.stride,
+                self.dilation, self.groups, "none", [], "",
+            )
+        else:
+            y = F.conv2d(x, self.weight, None, self.stride, self.padding, self.dilation,
+                         self.groups)
+        y = avg_pool_3x3_excluding_padding(y)
+        if needs_graph:
+            return F.relu(y + self.bias[:, None, None])
+        return F.relu_(y.add_(self.bias[:, None, None]))
+
+
+def fuse_for_inference(model: FIDInceptionV3, onednn: bool) -> FIDInceptionV3:
+    """A copy of `model` (eval mode, already on its device and memory layout) with every
+    BasicConv2d replaced under the same name (so hooks on Mixed_7c etc. find the same
+    modules): by a `PooledConvReLU` in the average-pooling branches, else by a `ConvReLU`.
+    `model` itself is left as it is."""
+    fused = copy.deepcopy(model).eval()
+    for module in list(fused.modules()):
+        averaging = isinstance(module, (TFInceptionA, TFInceptionC)) or (
+            isinstance(module, TFInceptionE) and module.pool is avg_pool_3x3_excluding_padding
+        )
+        for name, child in list(module.named_children()):
+            if isinstance(child, BasicConv2d):
+                pooled = averaging and name == "branch_pool"
+                setattr(module, name, (PooledConvReLU if pooled else ConvReLU)(child, onednn))
+    return fused
 
 
 # ---------------------------------------------------------------- preprocessing
@@ -331,12 +455,17 @@ def load_inception(weights: ResolvedWeights, preprocess: str) -> FIDInceptionV3:
 
 
 __all__ = [
+    "ConvReLU",
     "FIDInceptionV3",
     "InceptionPreprocessor",
     "build_random_state_dict",
     "calibrate_batch_norm",
+    "fold_batch_norm",
+    "fuse_for_inference",
     "init_random_weights",
     "load_inception",
+    "onednn_fusion_available",
+    "PooledConvReLU",
     "random_state_dict",
     "synthetic_calibration_images",
 ]
