@@ -15,6 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from fidlens.cache import attr_value
 from fidlens.files import atomic_path
 from fidlens.pairs import Pair
 
@@ -170,7 +171,7 @@ def _result_from(group, path) -> AttentionResult:
     try:
         maps = MapBatch(group["grids"][()].astype(np.float64), group["image_size"][()],
                         group["input_region"][()], group["region_exact"][()])
-        attrs = {key: _plain(value) for key, value in group.file.attrs.items()}
+        attrs = {key: attr_value(value) for key, value in group.file.attrs.items()}
         return AttentionResult(
             paths=[p.decode() if isinstance(p, bytes) else str(p) for p in group["paths"][()]],
             maps=maps,
@@ -182,13 +183,6 @@ def _result_from(group, path) -> AttentionResult:
     except KeyError as error:
         raise ValueError(f"{path} is not an attention file ({error})") from None
 
-
-def _plain(value):
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 INFLUENCE_COLUMNS = (
@@ -266,7 +260,7 @@ def read_pair_maps(path: str | Path) -> PairResult:
                            handle[f"{role}/region_exact"][()])
             for role in ("good", "bad")
         }
-        attrs = {key: _plain(value) for key, value in handle.attrs.items()}
+        attrs = {key: attr_value(value) for key, value in handle.attrs.items()}
         return PairResult(pairs, batches["good"], batches["bad"], float(attrs["fid"]),
                           handle["fid_swapped"][()], handle["good/gradient_norm"][()],
                           handle["bad/gradient_norm"][()], attrs)

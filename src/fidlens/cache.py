@@ -81,7 +81,7 @@ def read_features(
                 }
             return FeatureCache(
                 features=features,
-                attrs={key: _plain(value) for key, value in handle.attrs.items()},
+                attrs={key: attr_value(value) for key, value in handle.attrs.items()},
                 paths=_strings(handle, "paths", path),
                 sha1=_strings(handle, "sha1", path),
                 logits=logits,
@@ -142,7 +142,7 @@ def _check(dataset, values, name: str, path: Path) -> None:
     stored = dataset.attrs.get("sha256")
     if stored is None:
         return  # a file from another tool, or made before checksums were stored
-    stored = _plain(stored)
+    stored = attr_value(stored)
     found = _digest(values)
     if found != stored:
         raise CorruptCacheError(
@@ -167,7 +167,8 @@ def _rebuild_hint(path: Path) -> str:
     return f"Rebuild it: snakemake --forcerun {path} (or delete it and run again)"
 
 
-def _plain(value):
+def attr_value(value):
+    """An HDF5 attribute as a plain Python value (bytes decoded, numpy scalars unwrapped)."""
     if isinstance(value, bytes):
         return value.decode()
     if isinstance(value, np.generic):

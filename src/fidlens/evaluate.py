@@ -22,7 +22,7 @@ import h5py
 import numpy as np
 
 from fidlens import metrics as m
-from fidlens.cache import CorruptCacheError, FeatureCache, read_features
+from fidlens.cache import CorruptCacheError, FeatureCache, attr_value, read_features
 from fidlens.metric_specs import K_DC, K_PR, METRICS, MIN_SAMPLES, NORMALIZE_MODES
 from fidlens.provenance import RANDOM_INIT, package_versions
 from fidlens.statistics import (
@@ -365,7 +365,7 @@ def _read_header(path: Path, layer: str) -> FeatureCache:
     with handle:
         if "features" not in handle:
             raise ValueError(f"{path} has no 'features' dataset (found: {sorted(handle)})")
-        attrs = {key: _plain(value) for key, value in handle.attrs.items()}
+        attrs = {key: attr_value(value) for key, value in handle.attrs.items()}
         name = "features" if layer == POOL else "logits"
         if name not in handle:
             made_by = attrs.get("extractor_type", attrs.get("extractor", "its extractor"))
@@ -377,7 +377,8 @@ def _read_header(path: Path, layer: str) -> FeatureCache:
         if array.ndim != 2:
             raise ValueError(f"{path}: {name!r} must be 2-D (N x D), got shape {array.shape}")
         stored = array.attrs.get("sha256")
-        shape = _Shape(tuple(array.shape), array.dtype, None if stored is None else _plain(stored))
+        digest = None if stored is None else attr_value(stored)
+        shape = _Shape(tuple(array.shape), array.dtype, digest)
     return FeatureCache(features=shape, attrs=attrs)
 
 
@@ -389,19 +390,12 @@ def _cache_sha256(cache: FeatureCache, path: Path, layer: str) -> str:
     with h5py.File(path, "r") as handle:
         stored = handle["features" if layer == POOL else "logits"].attrs.get("sha256")
     if stored is not None:
-        return str(_plain(stored))
+        return str(attr_value(stored))
     values = cache.features
     if isinstance(values, _Shape):  # another tool's file: its content, read and checked
         values = _read_layer(path, layer).features
     return array_sha256(values)
 
-
-def _plain(value):
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 # Which array of a cache the metrics read (an instance's `layer` setting): `pool`, its

@@ -35,7 +35,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from fidlens.cache import CorruptCacheError, read_features
+from fidlens.cache import CorruptCacheError, attr_value, read_features
 from fidlens.files import atomic_path
 from fidlens.metrics import feature_statistics, l2_normalize
 from fidlens.provenance import package_versions
@@ -158,7 +158,7 @@ def compute_statistics(
         dim=int(values.shape[1]),
         layer=layer,
         cache_path=str(cache_path),
-        cache_sha256=_plain(stored) if stored is not None else array_sha256(values),
+        cache_sha256=attr_value(stored) if stored is not None else array_sha256(values),
         statistics_package_versions=json.dumps(package_versions(), sort_keys=True),
     )
     raw = blocks[RAW]
@@ -216,7 +216,7 @@ def read_statistics(path: str | os.PathLike) -> DatasetStatistics:
                 elif key.startswith(RADII_PREFIX):
                     block.sq_radii[int(key[len(RADII_PREFIX):])] = values
             blocks[name] = block
-        attrs = {key: _plain(value) for key, value in handle.attrs.items()}
+        attrs = {key: attr_value(value) for key, value in handle.attrs.items()}
     raw = blocks[RAW]
     return DatasetStatistics(
         mean=raw.mean,
@@ -261,7 +261,7 @@ def check_statistics_match(
 def _read_checked(dataset: h5py.Dataset, path: Path, name: str) -> np.ndarray:
     values = dataset[()]
     stored = dataset.attrs.get("sha256")
-    if stored is not None and _plain(stored) != array_sha256(values):
+    if stored is not None and attr_value(stored) != array_sha256(values):
         raise CorruptCacheError(
             f"{path}: {name!r} does not match its stored sha256: the file is damaged. "
             f"Rebuild it: snakemake --forcerun {path} (or delete it and run again)"
@@ -276,10 +276,3 @@ def array_sha256(values: np.ndarray) -> str:
     digest.update(memoryview(values).cast("B"))
     return digest.hexdigest()
 
-
-def _plain(value):
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
