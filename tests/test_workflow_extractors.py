@@ -53,9 +53,12 @@ def snapshot(workdir) -> dict[str, tuple[str, int]]:
 
 
 def jobs_of(*instances: str, metrics_only: bool = False) -> dict[str, list[str]]:
-    jobs = {} if metrics_only else {"extract_features": sorted(
-        f"results/features/{name}/{dataset}.h5"
-        for name in instances for dataset in ("gen1", "gen2", "real"))}
+    jobs = {} if metrics_only else {
+        rule: sorted(f"results/{folder}/{name}/{dataset}.h5"
+                          for name in instances for dataset in ("gen1", "gen2", "real"))
+        for rule, folder in (("extract_features", "features"),
+                             ("dataset_statistics", "statistics"))  # rerun with their cache
+    }
     jobs["compute_metrics"] = sorted(
         f"results/metrics/{name}/{pair}.json" for name in instances for pair in PAIRS)
     jobs["make_tables"] = TABLES
