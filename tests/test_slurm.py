@@ -226,9 +226,11 @@ def test_failed_job_is_reported_with_its_slurm_log_and_a_rerun_resumes(cluster, 
     # .snakemake/slurm_logs/rule_<rule>/<wildcard values joined by _>/<jobid>.log
     again = sorted(re.search(r"rule_(\w+)/([^/]+)/", log).groups()
                    for log in submitted(output).values())
-    # Only gen1's manifest (its images changed), its cache and its comparison ran again.
+    # Only gen1's manifest (its images changed), its cache, statistics and comparison ran
+    # again.
     assert again == [
         ("compute_metrics", "inception_gen1_real"),
+        ("dataset_statistics", "inception_gen1"),
         ("extract_features", "inception_gen1"),
         ("manifest", "gen1"),
     ], output[-5000:]
