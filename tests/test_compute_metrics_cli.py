@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from test_light_imports import heavy_modules_after_run
 
 from fidlens import metrics
 from fidlens.evaluate import compute_metrics
@@ -350,16 +351,7 @@ def test_fid_alone_imports_neither_torch_nor_pandas(caches, tmp_path, metrics, s
     if statistics:
         argv += ["--source-statistics", str(_statistics(fake)),
                  "--target-statistics", str(_statistics(real))]  # fmt: skip
-    code = (
-        "import runpy, sys\n"
-        f"sys.argv = {argv!r}\n"
-        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
-        "except SystemExit as stop:\n    assert stop.code == 0, stop.code\n"
-        "print(sorted(name for name in ('torch', 'pandas') if name in sys.modules))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == str(expected)
+    assert heavy_modules_after_run(argv) == str(expected)
     result = json.loads((tmp_path / "m.json").read_text())
     assert result["statistics_from"]["raw"]["fid"] == (
         "statistics files" if statistics else "caches")

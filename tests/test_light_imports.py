@@ -72,6 +72,21 @@ def _loaded_after(code: str, cwd: Path = ROOT) -> list[str]:
     return json.loads(line.removeprefix("LOADED "))
 
 
+def heavy_modules_after_run(argv: list[str]) -> str:
+    """Run a script as `__main__` (argv[0]) in a fresh interpreter; it must exit 0. Returns
+    which of torch and pandas it loaded, as the printed sorted list (e.g. "['torch']")."""
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = {argv!r}\n"
+        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+        "except SystemExit as stop:\n    assert stop.code == 0, stop.code\n"
+        "print(sorted(name for name in ('torch', 'pandas') if name in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def test_every_script_is_classified():
     assert TORCH_SCRIPTS <= {path.name for path in SCRIPTS.glob("*.py")}
     assert len(LIGHT_SCRIPTS) >= 25  # the listing found the scripts

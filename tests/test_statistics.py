@@ -1,13 +1,13 @@
 """Per-dataset statistics files (fidlens.statistics, workflow_scripts/dataset_statistics.py)
 and their use by compute_metrics: the same numbers, bit for bit, as from the caches."""
 
-import subprocess
 import sys
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from test_light_imports import heavy_modules_after_run
 
 import fidlens.evaluate as evaluate
 from fidlens.cache import CorruptCacheError, FeatureCache, write_cache
@@ -204,16 +204,7 @@ def test_fid_statistics_import_no_torch(tmp_path, with_radii):
     flags = ["--radii", "raw=3"] if with_radii else []
     argv = [str(SCRIPTS / "dataset_statistics.py"), "--cache", str(source), *flags,
             "--threads", "1", "--out", str(tmp_path / "s.h5")]  # fmt: skip
-    code = (
-        "import runpy, sys\n"
-        f"sys.argv = {argv!r}\n"
-        "try:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
-        "except SystemExit as stop:\n    assert stop.code == 0, stop.code\n"
-        "print(sorted(name for name in ('torch', 'pandas') if name in sys.modules))\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == ("['torch']" if with_radii else "[]")
+    assert heavy_modules_after_run(argv) == ("['torch']" if with_radii else "[]")
 
 
 def test_resources_grow_with_the_l2_block_and_the_radii():
